@@ -1,0 +1,136 @@
+//! `selmask bench`: speed and memory of the real code paths.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::prelude::*;
+use serde::Serialize;
+
+use crate::cli::{BenchArgs, BenchTarget};
+use crate::data::batch::{TensorSplit, epoch_rng};
+use crate::data::{self, DatasetName};
+use crate::masks::granularity::Granularity;
+use crate::masks::static_mask::StaticMaskConfig;
+use crate::models::NetworkConfig;
+use crate::training::optim::OptimConfig;
+use crate::training::step::{Learner, StepParams};
+
+/// Peak resident memory of this process (`VmHWM`), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Result of `bench train-epoch`.
+#[derive(Debug, Serialize)]
+pub struct EpochBench {
+    /// What was measured.
+    pub benchmark: &'static str,
+    /// Images per epoch.
+    pub samples: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Seconds of each timed epoch.
+    pub epochs_seconds: Vec<f64>,
+    /// The fastest epoch, in seconds.
+    pub epoch_seconds: f64,
+    /// Images per second in the fastest epoch.
+    pub samples_per_second: f64,
+    /// Peak resident memory of the process.
+    pub peak_rss_bytes: Option<u64>,
+    /// Rayon threads.
+    pub threads: usize,
+    /// The CPU model, from /proc/cpuinfo.
+    pub cpu: Option<String>,
+}
+
+fn cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("model name"))?;
+    Some(line.split(':').nth(1)?.trim().to_string())
+}
+
+/// Times training epochs of LeNet5 + a static pixel mask on Fashion-MNIST.
+pub fn train_epoch(args: &BenchArgs) -> Result<EpochBench> {
+    let dataset = data::load(DatasetName::FashionMnist, args.data_dir.as_deref()).context("loading Fashion-MNIST")?;
+    let device = Device::flex().autodiff();
+    device.seed(0);
+    let split = TensorSplit::new(&dataset.train, &dataset.info, &device);
+    let batch_size = 128;
+    let shape = dataset.info.shape;
+    let network = NetworkConfig::by_name("lenet5", shape, dataset.info.n_classes)?;
+    let mask = StaticMaskConfig {
+        input_shape: shape,
+        granularity: Granularity::Pixel,
+        init_mean: 3.0,
+        init_std: 0.01,
+        input_drop_upscaling: false,
+    };
+    let optim = OptimConfig::default();
+    let mut learner = Learner {
+        net: network.init(&device),
+        net_optim: optim.net(),
+        mask: Some(mask.init(&device)?),
+        mask_optim: optim.mask(),
+    };
+    let ce = CrossEntropyLossConfig::new().init(&device);
+    let params = StepParams { lambda: 0.0005, tau: 1.0, lr_net: optim.lr_net, lr_mask: optim.lr_mask };
+    let n_batches = if args.batches == 0 { split.n_batches(batch_size) } else { args.batches.min(split.n_batches(batch_size)) };
+    let samples = if args.batches == 0 { split.len } else { n_batches * batch_size };
+    let mut epochs_seconds = Vec::new();
+    for epoch in 0..args.epochs.max(1) {
+        let mut rng = epoch_rng(0, epoch);
+        let started = Instant::now();
+        for batch in split.shuffled(batch_size, &mut rng).take(n_batches) {
+            let (next, losses) = learner.step(batch, &ce, params);
+            learner = next;
+            anyhow::ensure!(losses.is_finite(), "non-finite loss in the benchmark");
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        if !args.json {
+            eprintln!("epoch {}: {seconds:.2} s ({:.0} images/s)", epoch + 1, samples as f64 / seconds);
+        }
+        epochs_seconds.push(seconds);
+    }
+    let best = epochs_seconds.iter().copied().fold(f64::INFINITY, f64::min);
+    Ok(EpochBench {
+        benchmark: "train-epoch: LeNet5 + static pixel mask, Fashion-MNIST train set",
+        samples,
+        batch_size,
+        epoch_seconds: best,
+        samples_per_second: samples as f64 / best,
+        epochs_seconds,
+        peak_rss_bytes: peak_rss_bytes(),
+        threads: rayon::current_num_threads(),
+        cpu: cpu_model(),
+    })
+}
+
+/// `selmask bench`.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    match args.what {
+        BenchTarget::TrainEpoch => {
+            let r = train_epoch(args)?;
+            if args.json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "{}\n  {} images, batch {}, {} threads ({})\n  epoch: {:.2} s (best of {:?})\n  throughput: {:.0} images/s\n  peak RSS: {}",
+                    r.benchmark,
+                    r.samples,
+                    r.batch_size,
+                    r.threads,
+                    r.cpu.as_deref().unwrap_or("unknown CPU"),
+                    r.epoch_seconds,
+                    r.epochs_seconds.iter().map(|s| (s * 100.0).round() / 100.0).collect::<Vec<_>>(),
+                    r.samples_per_second,
+                    r.peak_rss_bytes.map_or("unknown".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,465 @@
+//! Command-line interface: raw arguments, turned into validated
+//! configurations in one place ([`TrainArgs::to_config`]).
+//!
+//! Flag names and defaults of `train` follow the paper's `create_mask.py`,
+//! so its commands translate one to one.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, ArgMatches, Args, Parser, Subcommand, ValueEnum, parser::ValueSource};
+
+use crate::data::DatasetName;
+use crate::error::{Error, Result};
+use crate::masks::granularity::Granularity;
+use crate::masks::schedule::{LambdaScheduleConfig, TauScheduleConfig};
+use crate::masks::static_mask::StaticMaskConfig;
+use crate::models::NetworkConfig;
+use crate::training::optim::OptimConfig;
+use crate::training::{MaskType, SelectOn, TrainConfig};
+
+/// Train neural networks together with binary input-selection masks, so
+/// that only the selected parts of each input have to cross the wire
+/// (Oehmcke & Gieseke, SDM 2022).
+#[derive(Debug, Parser)]
+#[command(name = "selmask", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a network jointly with a selection mask (the paper's create_mask.py).
+    Train(Box<TrainArgs>),
+    /// Train the network alone (no mask) and save it as the warm-up for --use-warmup-net.
+    Pretrain(Box<PretrainArgs>),
+    /// Measure speed and memory.
+    Bench(BenchArgs),
+}
+
+/// Parses the reference's booleans: 1/0, true/false, t/f, yes/no, y/n.
+pub fn parse_bool(s: &str) -> std::result::Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "1" | "true" | "t" | "yes" | "y" => Ok(true),
+        "0" | "false" | "f" | "no" | "n" => Ok(false),
+        _ => Err(format!("'{s}' is not a boolean (use 1/0, true/false, yes/no)")),
+    }
+}
+
+/// Compute backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendChoice {
+    /// Burn's pure-Rust CPU backend (with selmask's convolution kernels).
+    Flex,
+}
+
+/// Options shared by commands that read a dataset.
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// Dataset: mnist, fashion_mnist (also f-mnist), synthetic.
+    #[arg(long)]
+    pub dataset: String,
+    /// Directory with the dataset's files [default: $SELMASK_DATA, then the Debian package's directory].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Fraction of the training set held out for validation (seeded by --seed).
+    #[arg(long, default_value_t = 0.1)]
+    pub val_split: f64,
+    /// Network: lenet5 (28x28 inputs) or mlp [default: lenet5 for mnist/fashion_mnist/synthetic].
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Flex)]
+    pub backend: BackendChoice,
+}
+
+/// `selmask train`.
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Mask type: static.
+    #[arg(long)]
+    pub mask_type: String,
+    /// Training batch size.
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Print the running loss every this many iterations [default: 140, the paper's].
+    #[arg(long)]
+    pub log_iter: Option<usize>,
+    /// Learning rate of the mask.
+    #[arg(long, default_value_t = 0.001)]
+    pub lr: f64,
+    /// Learning rate of the prediction network.
+    #[arg(long, default_value_t = 0.001)]
+    pub lr_net: f64,
+    /// Initial temperature tau of the mask's sigmoid.
+    #[arg(long, default_value_t = 1.0)]
+    pub tau_init: f64,
+    /// Minimal temperature tau.
+    #[arg(long, default_value_t = 1.0)]
+    pub tau_min: f64,
+    /// Per-epoch factor of tau (<= 1).
+    #[arg(long, default_value_t = 1.0)]
+    pub tau_factor: f64,
+    /// Keep the best checkpoint in each Q interval of this width (0-1].
+    #[arg(long, default_value_t = 0.05)]
+    pub checkpoint_qloss_interval: f64,
+    /// How often the experiment is repeated (run_0, run_1, ...; seeds --seed + i).
+    #[arg(long, default_value_t = 30)]
+    pub n_repeats: usize,
+    /// Epochs per run [default: 50, the paper's for (f-)mnist].
+    #[arg(long)]
+    pub n_epochs: Option<usize>,
+    /// Epochs without Q improvement tolerated before lambda grows [default: 1, the paper's].
+    #[arg(long)]
+    pub lambda_patience: Option<usize>,
+    /// Factor by which lambda grows on a plateau.
+    #[arg(long, default_value_t = 1.25)]
+    pub lambda_factor: f64,
+    /// Initial lambda, the weight of Q in the loss.
+    #[arg(long, default_value_t = 1.0)]
+    pub lambda_init: f64,
+    /// Q must fall by more than this (absolute) to count as an improvement.
+    #[arg(long, default_value_t = 0.0025)]
+    pub lambda_threshold: f64,
+    /// Epochs after a lambda increase in which plateaus are ignored [default: epochs for tau to anneal to tau-min, as the paper].
+    #[arg(long)]
+    pub lambda_cooldown: Option<usize>,
+    /// Use the selection ("any") mask at all.
+    #[arg(long, default_value = "true", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
+    pub use_any_mask: bool,
+    /// Rescale masked inputs by the kept fraction, like dropout.
+    #[arg(long, default_value = "true", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
+    pub input_drop_upscaling: bool,
+    /// Initial mean of the mask logits (3: sigmoid 0.95, everything selected).
+    #[arg(long, default_value_t = 3.0)]
+    pub any_init_mean: f64,
+    /// Standard deviation of the initial mask logits.
+    #[arg(long, default_value_t = 0.01)]
+    pub any_init_std: f64,
+    /// What one mask cell covers: subpixel, pixel, channel, version, quad(sub)pixel,
+    /// (sub)quadrant, (sub)nondrant, (sub)5drant, (sub)CXLIVdrant, (sub)48drant,
+    /// or grid:N, subgrid:N, block:N, subblock:N.
+    #[arg(long, default_value = "subpixel")]
+    pub any_granularity: String,
+    /// Start from the warm-up network (and its optimiser state) of `selmask pretrain`.
+    #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
+    pub use_warmup_net: bool,
+    /// Directory of warm-up files (<dataset>.warmup).
+    #[arg(long, default_value = "models")]
+    pub warmup_dir: PathBuf,
+    /// Where runs are written: <exp-dir>/<dataset>/<mask-type>/<name>/run_<i>/.
+    #[arg(long, default_value = "./runs")]
+    pub exp_dir: PathBuf,
+    /// Name of the experiment directory [default: the non-default flags, or "default"].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Which split picks each Q interval's checkpoint and drives lambda: val, or test (the paper's protocol).
+    #[arg(long, default_value = "val")]
+    pub select_on: String,
+    /// Base random seed (repeat i uses seed + i; the validation split uses seed).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Evaluation batch size (speed only).
+    #[arg(long, default_value_t = 1000)]
+    pub eval_batch_size: usize,
+    /// Redo runs whose directory already exists (default: finished runs are skipped).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print only errors and the final table.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `selmask pretrain`.
+#[derive(Debug, Clone, Args)]
+pub struct PretrainArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Epochs.
+    #[arg(long, default_value_t = 10)]
+    pub n_epochs: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.001)]
+    pub lr_net: f64,
+    /// Batch size.
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Directory the warm-up file <dataset>.warmup is written to.
+    #[arg(long, default_value = "models")]
+    pub warmup_dir: PathBuf,
+    /// Where the pretraining run's metrics go: <exp-dir>/<dataset>/pretrain/.
+    #[arg(long, default_value = "./runs")]
+    pub exp_dir: PathBuf,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print only errors and the result.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `selmask bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum)]
+    pub what: BenchTarget,
+    /// Directory with Fashion-MNIST [default: $SELMASK_DATA, then Debian's].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Limit the epoch to this many batches (0: the whole 60,000 images).
+    #[arg(long, default_value_t = 0)]
+    pub batches: usize,
+    /// Epochs to time (the first also warms caches up; each is reported).
+    #[arg(long, default_value_t = 2)]
+    pub epochs: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchTarget {
+    /// One training epoch of LeNet5 + static pixel mask on Fashion-MNIST, batch 128.
+    TrainEpoch,
+}
+
+/// Dataset defaults of the paper's code (experiments.py).
+struct PaperDefaults {
+    log_iter: usize,
+    lambda_patience: usize,
+    n_epochs: usize,
+}
+
+fn paper_defaults(_dataset: DatasetName) -> PaperDefaults {
+    // mnist and fashion_mnist share these; synthetic borrows them.
+    PaperDefaults { log_iter: 140, lambda_patience: 1, n_epochs: 50 }
+}
+
+/// Flags that do not change what is trained, left out of derived names.
+const NAME_IGNORED: [&str; 12] = [
+    "dataset", "mask_type", "exp_dir", "data_dir", "n_repeats", "name", "quiet", "overwrite", "eval_batch_size",
+    "backend", "log_iter", "warmup_dir",
+];
+
+/// Derives the experiment name from the flags given on the command line,
+/// as the reference: sorted `key-value` pairs, or `default`.
+pub fn derived_name(matches: &ArgMatches) -> String {
+    let mut parts: Vec<String> = matches
+        .ids()
+        .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+        .map(|id| id.as_str().to_string())
+        .filter(|id| !NAME_IGNORED.contains(&id.as_str()))
+        .filter_map(|id| {
+            let raw = matches.get_raw(&id)?.map(|v| v.to_string_lossy().into_owned()).collect::<Vec<_>>().join(",");
+            let value = if raw.is_empty() { "true".to_string() } else { raw };
+            Some(format!("{id}-{value}"))
+        })
+        .collect();
+    parts.sort();
+    if parts.is_empty() {
+        "default".into()
+    } else {
+        parts.join("_").replace(['/', '\\', ' '], "-")
+    }
+}
+
+/// Where runs of `args` go, and how many.
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    /// `<exp-dir>/<dataset>/<mask-type>/<name>`.
+    pub experiment_dir: PathBuf,
+    /// Repeats.
+    pub n_repeats: usize,
+    /// Redo existing runs.
+    pub overwrite: bool,
+}
+
+impl DataArgs {
+    /// The dataset name, validated.
+    pub fn dataset_name(&self) -> Result<DatasetName> {
+        self.dataset.parse()
+    }
+
+    fn check_val_split(&self) -> Result<()> {
+        if !(0.0..1.0).contains(&self.val_split) {
+            return Err(Error::config("val-split", self.val_split, "must be in [0, 1)"));
+        }
+        Ok(())
+    }
+
+    /// The network for inputs of `shape` with `n_classes`.
+    pub fn network(&self, shape: [usize; 3], n_classes: usize) -> Result<NetworkConfig> {
+        NetworkConfig::by_name(self.network.as_deref().unwrap_or("lenet5"), shape, n_classes)
+    }
+}
+
+impl TrainArgs {
+    /// Turns the arguments into a validated configuration and a run plan.
+    /// `shape` and `n_classes` come from the loaded dataset.
+    pub fn to_config(&self, matches: &ArgMatches, shape: [usize; 3], n_classes: usize) -> Result<(TrainConfig, RunPlan)> {
+        let dataset = self.data.dataset_name()?;
+        self.data.check_val_split()?;
+        let mask_type: MaskType = self.mask_type.parse()?;
+        let defaults = paper_defaults(dataset);
+        let granularity: Granularity = self.any_granularity.parse()?;
+        let tau = TauScheduleConfig { init: self.tau_init, min: self.tau_min, factor: self.tau_factor };
+        tau.validate()?;
+        let lambda = LambdaScheduleConfig {
+            init: self.lambda_init,
+            factor: self.lambda_factor,
+            patience: self.lambda_patience.unwrap_or(defaults.lambda_patience),
+            threshold: self.lambda_threshold,
+            cooldown: self.lambda_cooldown.unwrap_or_else(|| tau.anneal_epochs()),
+        };
+        let optim = OptimConfig { lr_net: self.lr_net, lr_mask: self.lr, ..OptimConfig::default() };
+        let warmup = self
+            .use_warmup_net
+            .then(|| crate::training::checkpoint::warmup_path(&self.warmup_dir, dataset));
+        let config = TrainConfig {
+            dataset,
+            network: self.data.network(shape, n_classes)?,
+            mask_type,
+            use_any_mask: self.use_any_mask,
+            mask: StaticMaskConfig {
+                input_shape: shape,
+                granularity,
+                init_mean: self.any_init_mean,
+                init_std: self.any_init_std,
+                input_drop_upscaling: self.input_drop_upscaling,
+            },
+            batch_size: self.batch_size,
+            eval_batch_size: self.eval_batch_size,
+            n_epochs: self.n_epochs.unwrap_or(defaults.n_epochs),
+            optim,
+            lambda,
+            tau,
+            checkpoint_qloss_interval: self.checkpoint_qloss_interval,
+            val_split: self.data.val_split,
+            select_on: self.select_on.parse::<SelectOn>()?,
+            seed: self.seed,
+            log_iter: self.log_iter.unwrap_or(defaults.log_iter),
+            warmup,
+        };
+        config.validate()?;
+        if self.n_repeats == 0 {
+            return Err(Error::config("n-repeats", 0, "must be > 0"));
+        }
+        let name = match &self.name {
+            Some(n) if n.is_empty() || n.contains(['/', '\\']) || n == "." || n == ".." => {
+                return Err(Error::config("name", n, "must be a plain directory name"));
+            }
+            Some(n) => n.clone(),
+            None => derived_name(matches),
+        };
+        let plan = RunPlan {
+            experiment_dir: self.exp_dir.join(dataset.as_str()).join(mask_type.to_string()).join(name),
+            n_repeats: self.n_repeats,
+            overwrite: self.overwrite,
+        };
+        Ok((config, plan))
+    }
+}
+
+impl PretrainArgs {
+    /// The configuration of a plain-network run, and the warm-up file path.
+    pub fn to_config(&self, shape: [usize; 3], n_classes: usize) -> Result<(TrainConfig, PathBuf)> {
+        let dataset = self.data.dataset_name()?;
+        self.data.check_val_split()?;
+        let tau = TauScheduleConfig { init: 1.0, min: 1.0, factor: 1.0 };
+        let config = TrainConfig {
+            dataset,
+            network: self.data.network(shape, n_classes)?,
+            mask_type: MaskType::Static,
+            use_any_mask: false,
+            mask: StaticMaskConfig {
+                input_shape: shape,
+                granularity: Granularity::Pixel,
+                init_mean: 3.0,
+                init_std: 0.01,
+                input_drop_upscaling: false,
+            },
+            batch_size: self.batch_size,
+            eval_batch_size: 1000,
+            n_epochs: self.n_epochs,
+            optim: OptimConfig { lr_net: self.lr_net, ..OptimConfig::default() },
+            lambda: LambdaScheduleConfig { init: 0.0, factor: 1.0, patience: 1, threshold: 0.0, cooldown: 0 },
+            tau,
+            checkpoint_qloss_interval: 0.05,
+            val_split: self.data.val_split,
+            select_on: if self.data.val_split > 0.0 { SelectOn::Val } else { SelectOn::Test },
+            seed: self.seed,
+            log_iter: 140,
+            warmup: None,
+        };
+        config.validate()?;
+        Ok((config, crate::training::checkpoint::warmup_path(&self.warmup_dir, dataset)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches};
+
+    fn train(args: &[&str]) -> (TrainArgs, ArgMatches) {
+        let matches = Cli::command().try_get_matches_from(args).unwrap();
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        let sub = matches.subcommand_matches("train").unwrap().clone();
+        match cli.command {
+            Command::Train(a) => (*a, sub),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn paper_flags_parse_with_paper_defaults() {
+        let (a, m) = train(&["selmask", "train", "--dataset", "fashion_mnist", "--mask-type", "static"]);
+        assert_eq!((a.batch_size, a.n_repeats, a.lambda_factor, a.lambda_init), (128, 30, 1.25, 1.0));
+        assert!(a.use_any_mask && a.input_drop_upscaling && !a.use_warmup_net);
+        let (c, plan) = a.to_config(&m, [1, 28, 28], 10).unwrap();
+        assert_eq!((c.n_epochs, c.lambda.patience, c.log_iter), (50, 1, 140));
+        assert!(plan.experiment_dir.ends_with("fashion_mnist/static/default"));
+    }
+
+    #[test]
+    fn reference_booleans_and_derived_names() {
+        let (a, m) = train(&[
+            "selmask", "train", "--dataset", "f-mnist", "--mask-type", "static", "--use-warmup-net", "1",
+            "--input-drop-upscaling", "False", "--lambda-init", "0.0005", "--use-any-mask",
+        ]);
+        assert!(a.use_warmup_net && !a.input_drop_upscaling && a.use_any_mask);
+        assert_eq!(derived_name(&m), "input_drop_upscaling-False_lambda_init-0.0005_use_any_mask-true_use_warmup_net-1");
+        assert!(parse_bool("maybe").is_err());
+    }
+
+    #[test]
+    fn bad_values_name_their_flag() {
+        let (a, m) = train(&["selmask", "train", "--dataset", "mnist", "--mask-type", "static", "--any-granularity", "hexagon"]);
+        let err = a.to_config(&m, [1, 28, 28], 10).unwrap_err().to_string();
+        assert!(err.contains("unknown granularity 'hexagon'") && err.contains("subCXLIVdrant"), "{err}");
+        let (a, m) = train(&["selmask", "train", "--dataset", "mnist", "--mask-type", "dynamo"]);
+        assert!(a.to_config(&m, [1, 28, 28], 10).unwrap_err().to_string().contains("mask-type"));
+        let (a, m) = train(&["selmask", "train", "--dataset", "mnist", "--mask-type", "static", "--batch-size", "0"]);
+        assert!(a.to_config(&m, [1, 28, 28], 10).unwrap_err().to_string().contains("batch-size"));
+        let (a, m) = train(&["selmask", "train", "--dataset", "mnist", "--mask-type", "static", "--name", "../x"]);
+        assert!(a.to_config(&m, [1, 28, 28], 10).unwrap_err().to_string().contains("name"));
+    }
+
+    #[test]
+    fn help_documents_every_flag() {
+        let mut cmd = Cli::command();
+        let train = cmd.find_subcommand_mut("train").unwrap();
+        for arg in train.get_arguments() {
+            if arg.get_id() == "help" || arg.get_id() == "version" {
+                continue;
+            }
+            assert!(arg.get_help().is_some(), "--{} has no help", arg.get_id());
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! What each subcommand does, on validated configurations.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use burn::prelude::*;
+use clap::ArgMatches;
+
+use crate::cli::{BackendChoice, PretrainArgs, TrainArgs};
+use crate::data::{self, Dataset};
+use crate::report::table::{aggregate, render_text};
+use crate::training::progress::{Progress, Verbosity};
+use crate::training::run::{PreparedData, RunSummary};
+use crate::training::pretrain::pretrain;
+use crate::util::{read_json, write_json};
+
+/// The training device of a backend choice (with autodiff).
+pub fn device(backend: BackendChoice) -> Device {
+    match backend {
+        BackendChoice::Flex => Device::flex().autodiff(),
+    }
+}
+
+fn load_dataset(args: &crate::cli::DataArgs) -> Result<Dataset> {
+    let name = args.dataset_name()?;
+    data::load(name, args.data_dir.as_deref()).with_context(|| format!("loading dataset {name}"))
+}
+
+/// Whether `run_dir` holds a finished run.
+fn finished(run_dir: &Path) -> Option<RunSummary> {
+    read_json::<RunSummary>(&run_dir.join("summary.json"))
+        .ok()
+        .filter(|s| s.epochs_completed == s.epochs_planned)
+}
+
+/// `selmask train`.
+pub fn train(args: &TrainArgs, matches: &ArgMatches) -> Result<()> {
+    let dataset = load_dataset(&args.data)?;
+    let (config, plan) = args.to_config(matches, dataset.info.shape, dataset.info.n_classes)?;
+    let device = device(args.data.backend);
+    let data = PreparedData::new(&dataset, config.val_split, config.seed, &device)?;
+    std::fs::create_dir_all(&plan.experiment_dir)
+        .with_context(|| format!("creating {}", plan.experiment_dir.display()))?;
+    // The exact command line, as the reference's args.json.
+    let argv: Vec<String> = std::env::args().collect();
+    write_json(&plan.experiment_dir.join("args.json"), &argv)?;
+    let verbosity = if args.quiet { Verbosity::Quiet } else { Verbosity::Normal };
+    eprintln!(
+        "training {} {} ({} mask, {}) into {}: {} train / {} val / {} test items",
+        config.dataset,
+        config.network.name(),
+        config.mask.granularity,
+        config.mask_type,
+        plan.experiment_dir.display(),
+        data.train.len,
+        data.val.as_ref().map_or(0, |v| v.len),
+        data.test.len
+    );
+
+    let mut curves = Vec::new();
+    for repeat in 0..plan.n_repeats {
+        let run_dir = plan.experiment_dir.join(format!("run_{repeat}"));
+        if run_dir.exists() && !plan.overwrite {
+            match finished(&run_dir) {
+                Some(summary) => {
+                    eprintln!("run_{repeat}: already finished, skipped (--overwrite redoes it)");
+                    curves.push(summary.curve);
+                    continue;
+                }
+                None => bail!(
+                    "{} exists but holds no finished run; remove it or pass --overwrite",
+                    run_dir.display()
+                ),
+            }
+        }
+        if run_dir.exists() {
+            std::fs::remove_dir_all(&run_dir).with_context(|| format!("removing {}", run_dir.display()))?;
+        }
+        let progress = Progress::new(verbosity, format!("run_{repeat}"));
+        let summary = config
+            .fit(&data, &run_dir, repeat, &device, &progress)
+            .with_context(|| format!("training run {}", run_dir.display()))?;
+        if plan.n_repeats > 1 {
+            println!("\nrun_{repeat} ({:.0} s):\n{}", summary.seconds, render_text(&aggregate(&[summary.curve.clone()])));
+        }
+        curves.push(summary.curve);
+    }
+    let rows = aggregate(&curves);
+    println!(
+        "\naccuracy vs Q, {} {} ({} runs, checkpoints selected on {:?}):\n{}",
+        config.dataset,
+        config.mask.granularity,
+        curves.len(),
+        config.select_on,
+        render_text(&rows)
+    );
+    Ok(())
+}
+
+/// `selmask pretrain`.
+pub fn pretrain_cmd(args: &PretrainArgs) -> Result<()> {
+    let dataset = load_dataset(&args.data)?;
+    let (config, out) = args.to_config(dataset.info.shape, dataset.info.n_classes)?;
+    let device = device(args.data.backend);
+    let data = PreparedData::new(&dataset, config.val_split, config.seed, &device)?;
+    let run_dir = args.exp_dir.join(config.dataset.as_str()).join("pretrain").join(format!("seed_{}", config.seed));
+    let verbosity = if args.quiet { Verbosity::Quiet } else { Verbosity::Normal };
+    let meta = pretrain(&config, &data, &run_dir, &out, &device, &Progress::new(verbosity, "pretrain"))
+        .with_context(|| format!("pretraining {} into {}", config.dataset, out.display()))?;
+    println!(
+        "warm-up network written to {} ({} epochs, val accuracy {}, test accuracy {:.4})",
+        out.display(),
+        meta.epochs,
+        meta.val_accuracy.map_or("-".into(), |a| format!("{a:.4}")),
+        meta.test_accuracy
+    );
+    Ok(())
+}

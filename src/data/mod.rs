@@ -1,0 +1,240 @@
+//! Datasets: loading, splitting, synthetic data and batching.
+//!
+//! Images are kept in their stored dtype (u8 for every dataset so far) until
+//! they are turned into one normalised tensor per split, once, before
+//! training: batches are then views into that tensor, never per-batch copies
+//! of host memory.
+
+pub mod batch;
+pub mod idx;
+pub mod locate;
+pub mod mnist;
+pub mod split;
+pub mod synthetic;
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The datasets `selmask` knows, by the paper's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetName {
+    /// MNIST digits, 28×28×1.
+    Mnist,
+    /// Fashion-MNIST, 28×28×1.
+    FashionMnist,
+    /// Generated data whose labels depend only on known cells.
+    Synthetic,
+}
+
+impl DatasetName {
+    /// All names, for messages.
+    pub const ALL: [DatasetName; 3] = [DatasetName::Mnist, DatasetName::FashionMnist, DatasetName::Synthetic];
+
+    /// The paper's name (`fashion_mnist`, ...).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DatasetName::Mnist => "mnist",
+            DatasetName::FashionMnist => "fashion_mnist",
+            DatasetName::Synthetic => "synthetic",
+        }
+    }
+}
+
+impl fmt::Display for DatasetName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DatasetName {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "mnist" => Ok(DatasetName::Mnist),
+            "fashion_mnist" | "fashion-mnist" | "f-mnist" | "fmnist" => Ok(DatasetName::FashionMnist),
+            "synthetic" => Ok(DatasetName::Synthetic),
+            _ => Err(Error::UnknownDataset {
+                name: s.to_string(),
+                valid: "mnist, fashion_mnist (also f-mnist, fashion-mnist), synthetic".into(),
+            }),
+        }
+    }
+}
+
+/// Shape, classes and normalisation of a dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetInfo {
+    /// Which dataset.
+    pub name: DatasetName,
+    /// One input's shape `[C, H, W]`.
+    pub shape: [usize; 3],
+    /// Number of classes.
+    pub n_classes: usize,
+    /// Per-channel mean subtracted after scaling values to [0, 1].
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation divided by after subtracting the mean.
+    pub std: Vec<f32>,
+}
+
+impl DatasetInfo {
+    /// Values in one input.
+    pub fn values_per_item(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// Stored values of a set of inputs, in their on-disk dtype.
+///
+/// Kept as stored so that a storage server can send exactly these bytes;
+/// conversion to normalised f32 happens once, when a split becomes a tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pixels {
+    /// 8-bit images (scaled by 1/255 before normalisation).
+    U8(Vec<u8>),
+    /// Floating-point measurements (normalised as they are).
+    F32(Vec<f32>),
+}
+
+impl Pixels {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            Pixels::U8(v) => v.len(),
+            Pixels::F32(v) => v.len(),
+        }
+    }
+
+    /// Whether there is no value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes per stored value.
+    pub fn value_bytes(&self) -> usize {
+        match self {
+            Pixels::U8(_) => 1,
+            Pixels::F32(_) => 4,
+        }
+    }
+
+    /// An empty container of the same dtype with room for `n` values.
+    fn empty_like(&self, n: usize) -> Pixels {
+        match self {
+            Pixels::U8(_) => Pixels::U8(Vec::with_capacity(n)),
+            Pixels::F32(_) => Pixels::F32(Vec::with_capacity(n)),
+        }
+    }
+
+    /// Appends values `range` of `other` (same dtype).
+    fn extend_from(&mut self, other: &Pixels, range: std::ops::Range<usize>) {
+        match (self, other) {
+            (Pixels::U8(a), Pixels::U8(b)) => a.extend_from_slice(&b[range]),
+            (Pixels::F32(a), Pixels::F32(b)) => a.extend_from_slice(&b[range]),
+            _ => unreachable!("pixel dtypes of one set never differ"),
+        }
+    }
+
+    /// Value `i` as f32, unscaled.
+    #[inline]
+    pub fn get(&self, i: usize) -> f32 {
+        match self {
+            Pixels::U8(v) => v[i] as f32,
+            Pixels::F32(v) => v[i],
+        }
+    }
+}
+
+/// A set of labelled inputs, row-major `[N, C, H, W]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageSet {
+    /// One input's shape `[C, H, W]`.
+    pub shape: [usize; 3],
+    /// All values, item after item.
+    pub pixels: Pixels,
+    /// One label per item.
+    pub labels: Vec<u16>,
+}
+
+impl ImageSet {
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the set holds no item.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Values in one item.
+    pub fn item_len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The items at `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> ImageSet {
+        let n = self.item_len();
+        let mut pixels = self.pixels.empty_like(indices.len() * n);
+        let mut labels = Vec::with_capacity(indices.len());
+        for &i in indices {
+            pixels.extend_from(&self.pixels, i * n..(i + 1) * n);
+            labels.push(self.labels[i]);
+        }
+        ImageSet {
+            shape: self.shape,
+            pixels,
+            labels,
+        }
+    }
+
+    /// Normalised f32 values, `(v * scale - mean[c]) / std[c]` with
+    /// `scale` = 1/255 for u8 and 1 for f32, row-major `[N, C, H, W]`.
+    pub fn normalised(&self, info: &DatasetInfo) -> Vec<f32> {
+        let [c, h, w] = self.shape;
+        let plane = h * w;
+        let unit = match self.pixels {
+            Pixels::U8(_) => 1.0 / 255.0,
+            Pixels::F32(_) => 1.0,
+        };
+        let coef: Vec<(f32, f32)> = (0..c)
+            .map(|ch| (unit / info.std[ch], info.mean[ch] / info.std[ch]))
+            .collect();
+        (0..self.pixels.len())
+            .map(|i| {
+                let (a, b) = coef[(i / plane) % c];
+                self.pixels.get(i) * a - b
+            })
+            .collect()
+    }
+}
+
+/// A dataset's train and test sets.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Shape, classes, normalisation.
+    pub info: DatasetInfo,
+    /// The training set (validation is split from it).
+    pub train: ImageSet,
+    /// The test set, only ever reported on (unless `--select-on test`).
+    pub test: ImageSet,
+}
+
+/// Loads a dataset by name; `data_dir` is only used by file-backed datasets.
+pub fn load(name: DatasetName, data_dir: Option<&Path>) -> Result<Dataset> {
+    match name {
+        DatasetName::Mnist | DatasetName::FashionMnist => {
+            let dir = locate::find_data_dir(name, data_dir)?;
+            mnist::load(name, &dir)
+        }
+        // The synthetic set is fixed (its own seed), so that repeats differ
+        // only in their training seed, as with real data.
+        DatasetName::Synthetic => Ok(synthetic::SyntheticConfig::default().generate().dataset),
+    }
+}

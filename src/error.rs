@@ -1,0 +1,143 @@
+//! The crate's one error type.
+//!
+//! Messages are lowercase, carry the numbers, shapes and paths that explain
+//! what went wrong, and never end with a period, so they read well inside an
+//! `anyhow` context chain printed by the binary.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `selmask`'s library code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No directory holding the dataset files was found.
+    #[error("no {dataset} data found (looked in: {looked}); {hint}")]
+    DataNotFound {
+        dataset: String,
+        looked: String,
+        hint: String,
+    },
+
+    /// An IDX file whose magic number is not the expected one.
+    #[error(
+        "{path}: not an idx {what} file: magic number is {found:#010x}, expected {expected:#010x}"
+    )]
+    IdxMagic {
+        path: PathBuf,
+        what: &'static str,
+        expected: u32,
+        found: u32,
+    },
+
+    /// An IDX file shorter (or longer) than its header says.
+    #[error(
+        "{path}: truncated idx file: header {dims:?} needs {expected} bytes of data, found {found}"
+    )]
+    IdxSize {
+        path: PathBuf,
+        dims: Vec<u32>,
+        expected: u64,
+        found: u64,
+    },
+
+    /// Image and label files that disagree on the number of items.
+    #[error("{images} holds {n_images} images but {labels} holds {n_labels} labels")]
+    CountMismatch {
+        images: PathBuf,
+        labels: PathBuf,
+        n_images: usize,
+        n_labels: usize,
+    },
+
+    /// A label outside `0..n_classes`.
+    #[error("{path}: label {label} at item {index} is outside 0..{n_classes}")]
+    LabelRange {
+        path: PathBuf,
+        index: usize,
+        label: u32,
+        n_classes: usize,
+    },
+
+    /// A granularity name that is not known.
+    #[error("unknown granularity '{name}'; valid names: {valid}")]
+    UnknownGranularity { name: String, valid: String },
+
+    /// A granularity that cannot be applied to this input shape.
+    #[error("granularity '{name}' cannot be applied to input [{c}, {h}, {w}]: {reason}")]
+    GranularityShape {
+        name: String,
+        c: usize,
+        h: usize,
+        w: usize,
+        reason: String,
+    },
+
+    /// A dataset name that is not known.
+    #[error("unknown dataset '{name}'; valid names: {valid}")]
+    UnknownDataset { name: String, valid: String },
+
+    /// A configuration value outside its valid range.
+    #[error("invalid {field} = {value}: {reason}")]
+    InvalidConfig {
+        field: &'static str,
+        value: String,
+        reason: String,
+    },
+
+    /// Training produced a NaN or infinite loss.
+    #[error(
+        "non-finite loss ({value}) at epoch {epoch}, batch {batch}: training stopped; \
+         checkpoints already written in {run_dir} are intact"
+    )]
+    NonFiniteLoss {
+        value: f32,
+        epoch: usize,
+        batch: usize,
+        run_dir: PathBuf,
+    },
+
+    /// The warm-up network expected by `--use-warmup-net` is missing.
+    #[error("warm-up network {path} not found; create it with `selmask pretrain --dataset {dataset}`")]
+    WarmupMissing { path: PathBuf, dataset: String },
+
+    /// A checkpoint or warm-up file that cannot be read back.
+    #[error("{path}: corrupt checkpoint: {reason}")]
+    Checkpoint { path: PathBuf, reason: String },
+
+    /// An I/O error on a named file.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A JSON (de)serialisation error on a named file.
+    #[error("{path}: {source}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Shorthand used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an [`std::io::Error`] with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// An [`Error::InvalidConfig`] for `field`.
+    pub fn config(field: &'static str, value: impl ToString, reason: impl Into<String>) -> Self {
+        Error::InvalidConfig {
+            field,
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Reports: tables (and later plots) of accuracy versus Q.
+
+pub mod table;

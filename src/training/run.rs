@@ -1,0 +1,306 @@
+//! The training loop of one run: train, evaluate, keep the best checkpoint
+//! of each Q interval, step the schedules.
+//!
+//! Written top to bottom on purpose: every epoch does exactly what
+//! `METHOD.md` describes, in that order.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::{self, CheckpointMeta};
+use super::evaluate::{Evaluation, evaluate};
+use super::metrics::{CurvePoint, EpochMetrics, JsonlWriter, QCurve};
+use super::progress::Progress;
+use super::step::{Learner, StepParams};
+use super::{SelectOn, TrainConfig};
+use crate::data::batch::{TensorSplit, epoch_rng};
+use crate::data::split::train_val_split;
+use crate::data::{Dataset, DatasetInfo};
+use crate::error::{Error, Result};
+use crate::util::write_json;
+
+/// A dataset's splits on the device, shared by the repeats of a run.
+#[derive(Debug, Clone)]
+pub struct PreparedData {
+    /// Geometry and normalisation.
+    pub info: DatasetInfo,
+    /// Items trained on.
+    pub train: TensorSplit,
+    /// Held-out validation items (absent when `val_split` is 0).
+    pub val: Option<TensorSplit>,
+    /// Test items.
+    pub test: TensorSplit,
+}
+
+impl PreparedData {
+    /// Splits off `val_split` of the training set with `split_seed` (the
+    /// same validation set for every repeat) and moves everything to `device`.
+    pub fn new(dataset: &Dataset, val_split: f64, split_seed: u64, device: &Device) -> Result<Self> {
+        let parts = train_val_split(&dataset.train, val_split, split_seed)?;
+        let val = (!parts.val.is_empty()).then(|| TensorSplit::new(&parts.val, &dataset.info, device));
+        Ok(PreparedData {
+            info: dataset.info.clone(),
+            train: TensorSplit::new(&parts.train, &dataset.info, device),
+            val,
+            test: TensorSplit::new(&dataset.test, &dataset.info, device),
+        })
+    }
+}
+
+/// What `config.json` holds: the settings and where they ran.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// `selmask` version.
+    pub selmask_version: String,
+    /// The settings.
+    pub config: TrainConfig,
+    /// The dataset's geometry and normalisation.
+    pub dataset: DatasetInfo,
+    /// Repeat index.
+    pub repeat: usize,
+    /// The seed this repeat used.
+    pub seed: u64,
+    /// Items in each split.
+    pub split_sizes: SplitSizes,
+}
+
+/// Items per split.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct SplitSizes {
+    /// Training items.
+    pub train: usize,
+    /// Validation items.
+    pub val: usize,
+    /// Test items.
+    pub test: usize,
+}
+
+/// The outcome of a run (`summary.json`): its accuracy-versus-Q curve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// Epochs completed.
+    pub epochs_completed: usize,
+    /// Epochs planned.
+    pub epochs_planned: usize,
+    /// Which split selected the checkpoints.
+    pub select_on: SelectOn,
+    /// The best checkpoint per Q interval.
+    pub curve: QCurve,
+    /// Metrics of the last epoch.
+    pub last: Option<EpochMetrics>,
+    /// Total wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// The seed of repeat `repeat`.
+pub fn repeat_seed(base: u64, repeat: usize) -> u64 {
+    base.wrapping_add(repeat as u64)
+}
+
+impl TrainConfig {
+    /// Trains one run into `run_dir` and returns its summary.
+    ///
+    /// `config.json` is written before the first step, `metrics.jsonl`
+    /// after every epoch, `summary.json` and checkpoints atomically after
+    /// every epoch, so a run stopped at any point (or by a non-finite
+    /// loss) leaves complete files behind.
+    pub fn fit(&self, data: &PreparedData, run_dir: &Path, repeat: usize, device: &Device, progress: &Progress) -> Result<RunSummary> {
+        self.fit_learner(data, run_dir, repeat, device, progress).map(|(summary, _)| summary)
+    }
+
+    /// [`TrainConfig::fit`], also returning the final trainable state
+    /// (what warm-up saves).
+    pub fn fit_learner(
+        &self,
+        data: &PreparedData,
+        run_dir: &Path,
+        repeat: usize,
+        device: &Device,
+        progress: &Progress,
+    ) -> Result<(RunSummary, Learner)> {
+        self.validate()?;
+        let started = Instant::now();
+        let seed = repeat_seed(self.seed, repeat);
+        device.seed(seed);
+        std::fs::create_dir_all(run_dir.join("checkpoints")).map_err(|e| Error::io(run_dir, e))?;
+        let record = RunRecord {
+            selmask_version: env!("CARGO_PKG_VERSION").to_string(),
+            config: self.clone(),
+            dataset: data.info.clone(),
+            repeat,
+            seed,
+            split_sizes: SplitSizes {
+                train: data.train.len,
+                val: data.val.as_ref().map_or(0, |v| v.len),
+                test: data.test.len,
+            },
+        };
+        write_json(&run_dir.join("config.json"), &record)?;
+
+        // Modules and optimisers.
+        let mut net_optim = self.optim.net();
+        let mut net = self.network.init(device);
+        if let Some(path) = &self.warmup {
+            if !path.is_file() {
+                return Err(Error::WarmupMissing { path: path.clone(), dataset: self.dataset.to_string() });
+            }
+            let (warm_net, warm_optim, meta) = checkpoint::load_warmup(path, &self.network, net_optim, device)?;
+            progress.line(format!(
+                "starting from warm-up {} ({} epochs, test accuracy {:.4})",
+                path.display(),
+                meta.epochs,
+                meta.test_accuracy
+            ));
+            (net, net_optim) = (warm_net, warm_optim);
+        }
+        let mask = if self.use_any_mask { Some(self.mask.init(device)?) } else { None };
+        let mut learner = Learner { net, net_optim, mask, mask_optim: self.optim.mask() };
+
+        let mut lambda = self.lambda.init();
+        let mut tau = self.tau.init();
+        let mut curve = QCurve::new(self.checkpoint_qloss_interval);
+        let mut metrics = JsonlWriter::create(&run_dir.join("metrics.jsonl"))?;
+        let ce = CrossEntropyLossConfig::new().init(device);
+        let mut last = None;
+        let n_batches = data.train.n_batches(self.batch_size);
+
+        for epoch in 1..=self.n_epochs {
+            // Train one epoch.
+            let epoch_started = Instant::now();
+            let params = StepParams {
+                lambda: lambda.lambda(),
+                tau: tau.tau(),
+                lr_net: self.optim.lr_net,
+                lr_mask: self.optim.lr_mask,
+            };
+            let bar = progress.epoch_bar(epoch, self.n_epochs, n_batches);
+            let (mut loss_sum, mut task_sum, mut q_sum) = (0.0f64, 0.0f64, 0.0f64);
+            let mut rng = epoch_rng(seed, epoch);
+            for (i, batch) in data.train.shuffled(self.batch_size, &mut rng).enumerate() {
+                let (next, losses) = learner.step(batch, &ce, params);
+                learner = next;
+                if !losses.is_finite() {
+                    bar.abandon();
+                    return Err(Error::NonFiniteLoss {
+                        value: if losses.loss.is_finite() { losses.task } else { losses.loss },
+                        epoch,
+                        batch: i,
+                        run_dir: run_dir.to_path_buf(),
+                    });
+                }
+                loss_sum += losses.loss as f64;
+                task_sum += losses.task as f64;
+                q_sum += losses.q as f64;
+                bar.inc(1);
+                if self.log_iter > 0 && (i + 1) % self.log_iter == 0 {
+                    bar.set_message(format!("loss {:.4} q {:.4}", loss_sum / (i + 1) as f64, q_sum / (i + 1) as f64));
+                }
+            }
+            bar.finish_and_clear();
+            let train_seconds = epoch_started.elapsed().as_secs_f64();
+
+            // Evaluate on validation and test, with the hard mask.
+            let net = learner.net.valid();
+            let mask = learner.mask.as_ref().map(|m| m.valid());
+            let eval = |split: &TensorSplit| evaluate(&net, mask.as_ref(), tau.tau(), split, self.eval_batch_size);
+            let val = data.val.as_ref().map(eval);
+            let test = eval(&data.test);
+            let selected: Evaluation = match (self.select_on, val) {
+                (SelectOn::Val, Some(v)) => v,
+                _ => test,
+            };
+
+            // Keep the best checkpoint of this Q interval.
+            if curve.improves(selected.q, selected.accuracy) {
+                let interval = curve.interval(curve.bucket(selected.q));
+                let file = PathBuf::from("checkpoints").join(format!("q_{:.4}.ckpt", interval[0]));
+                let point = CurvePoint {
+                    interval,
+                    q: selected.q,
+                    bytes_fraction: selected.bytes_fraction,
+                    val_accuracy: val.map(|v| v.accuracy),
+                    test_accuracy: test.accuracy,
+                    selection_accuracy: selected.accuracy,
+                    epoch,
+                    lambda: lambda.lambda(),
+                    checkpoint: file.clone(),
+                };
+                let meta = CheckpointMeta {
+                    selmask_version: env!("CARGO_PKG_VERSION").to_string(),
+                    dataset: data.info.clone(),
+                    network: self.network.clone(),
+                    mask_type: self.mask_type,
+                    mask: self.use_any_mask.then(|| self.mask.clone()),
+                    point: point.clone(),
+                    tau: tau.tau(),
+                };
+                checkpoint::save(&run_dir.join(&file), &meta, &net, mask.as_ref())?;
+                curve.record(point);
+            }
+
+            // Record the epoch.
+            let m = EpochMetrics {
+                epoch,
+                train_loss: loss_sum / n_batches as f64,
+                task_loss: task_sum / n_batches as f64,
+                train_q: q_sum / n_batches as f64,
+                q: selected.q,
+                bytes_fraction: selected.bytes_fraction,
+                lambda: lambda.lambda(),
+                tau: tau.tau(),
+                val_loss: val.map(|v| v.loss),
+                val_accuracy: val.map(|v| v.accuracy),
+                test_loss: test.loss,
+                test_accuracy: test.accuracy,
+                seconds: epoch_started.elapsed().as_secs_f64(),
+                train_seconds,
+            };
+            metrics.write(&m)?;
+            progress.line(format!(
+                "epoch {epoch:>3}/{} loss {:.4} q {:.4} bytes {:.4} λ {:.3e} val {} test {:.4} ({:.1}s)",
+                self.n_epochs,
+                m.train_loss,
+                m.q,
+                m.bytes_fraction,
+                m.lambda,
+                m.val_accuracy.map_or("-".into(), |a| format!("{a:.4}")),
+                m.test_accuracy,
+                m.seconds
+            ));
+
+            // Step the schedules for the next epoch: λ grows on a Q
+            // plateau, τ anneals (and resets when λ grew).
+            let grew = lambda.step(selected.q);
+            tau.step(grew);
+
+            last = Some(m);
+            let summary = RunSummary {
+                run_dir: run_dir.to_path_buf(),
+                epochs_completed: epoch,
+                epochs_planned: self.n_epochs,
+                select_on: self.select_on,
+                curve: curve.clone(),
+                last: last.clone(),
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            write_json(&run_dir.join("summary.json"), &summary)?;
+        }
+        let summary = RunSummary {
+            run_dir: run_dir.to_path_buf(),
+            epochs_completed: self.n_epochs,
+            epochs_planned: self.n_epochs,
+            select_on: self.select_on,
+            curve,
+            last,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        Ok((summary, learner))
+    }
+}

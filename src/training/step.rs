@@ -1,0 +1,94 @@
+//! One optimisation step of the network and the mask.
+
+use burn::nn::loss::CrossEntropyLoss;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+
+use crate::data::batch::Batch;
+use crate::masks::static_mask::StaticMask;
+use crate::models::Network;
+
+/// The trainable state: the network and the mask with their optimisers
+/// (separate, as the paper: different learning rates and weight decays).
+pub struct Learner {
+    /// The network.
+    pub net: Network,
+    /// The network's optimiser.
+    pub net_optim: ModuleOptimizer,
+    /// The mask (absent for a plain network).
+    pub mask: Option<StaticMask>,
+    /// The mask's optimiser.
+    pub mask_optim: ModuleOptimizer,
+}
+
+/// Losses of one step, read back from the device.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepLosses {
+    /// Task loss + λ·Q.
+    pub loss: f32,
+    /// Cross-entropy.
+    pub task: f32,
+    /// Q of the batch (1 without a mask).
+    pub q: f32,
+}
+
+impl StepLosses {
+    /// Whether every value is finite.
+    pub fn is_finite(&self) -> bool {
+        self.loss.is_finite() && self.task.is_finite() && self.q.is_finite()
+    }
+}
+
+/// Settings of one step.
+#[derive(Debug, Clone, Copy)]
+pub struct StepParams {
+    /// Weight of Q in the objective.
+    pub lambda: f64,
+    /// Mask temperature.
+    pub tau: f64,
+    /// Network learning rate.
+    pub lr_net: f64,
+    /// Mask learning rate.
+    pub lr_mask: f64,
+}
+
+impl Learner {
+    /// Forward, backward and both optimiser steps on one batch. Nothing is
+    /// updated when the loss is not finite (the caller stops the run).
+    ///
+    /// Takes and returns `self`: the optimisers consume the modules, and
+    /// owning the only reference lets Burn update parameters in place.
+    pub fn step(mut self, batch: Batch, ce: &CrossEntropyLoss, p: StepParams) -> (Self, StepLosses) {
+        let (x, q) = match &self.mask {
+            Some(mask) => {
+                let masked = mask.forward(batch.images, p.tau);
+                (masked.x, Some(masked.q))
+            }
+            None => (batch.images, None),
+        };
+        let logits = self.net.forward(x); // [b, classes]
+        let task = ce.forward(logits, batch.labels); // [1]
+        let (loss, q) = match q {
+            Some(q) => (task.clone() + q.clone().mul_scalar(p.lambda), q),
+            None => (task.clone(), Tensor::<1>::ones([1], &task.device())),
+        };
+        // One read-back for the three numbers.
+        let values = Tensor::cat(vec![loss.clone().detach(), task.detach(), q.detach()], 0)
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("three f32 values");
+        let losses = StepLosses { loss: values[0], task: values[1], q: values[2] };
+        if !losses.is_finite() {
+            return (self, losses);
+        }
+        let mut grads = loss.backward();
+        let net_grads = GradientsParams::from_module(&mut grads, &self.net);
+        if let Some(mask) = self.mask.take() {
+            let mask_grads = GradientsParams::from_module(&mut grads, &mask);
+            self.mask = Some(self.mask_optim.step(p.lr_mask, mask, mask_grads));
+        }
+        self.net = self.net_optim.step(p.lr_net, self.net, net_grads);
+        (self, losses)
+    }
+}
