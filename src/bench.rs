@@ -45,6 +45,9 @@ pub struct EpochBench {
     pub threads: usize,
     /// The CPU model, from /proc/cpuinfo.
     pub cpu: Option<String>,
+    /// Seconds per phase in the last epoch (with `--profile`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub profile: Vec<(&'static str, f64)>,
 }
 
 fn cpu_model() -> Option<String> {
@@ -81,7 +84,9 @@ pub fn train_epoch(args: &BenchArgs) -> Result<EpochBench> {
     let n_batches = if args.batches == 0 { split.n_batches(batch_size) } else { args.batches.min(split.n_batches(batch_size)) };
     let samples = if args.batches == 0 { split.len } else { n_batches * batch_size };
     let mut epochs_seconds = Vec::new();
+    let mut profile = Vec::new();
     for epoch in 0..args.epochs.max(1) {
+        crate::kernels::timing::enable(args.profile);
         let mut rng = epoch_rng(0, epoch);
         let started = Instant::now();
         for batch in split.shuffled(batch_size, &mut rng).take(n_batches) {
@@ -94,7 +99,9 @@ pub fn train_epoch(args: &BenchArgs) -> Result<EpochBench> {
             eprintln!("epoch {}: {seconds:.2} s ({:.0} images/s)", epoch + 1, samples as f64 / seconds);
         }
         epochs_seconds.push(seconds);
+        profile = crate::kernels::timing::take();
     }
+    crate::kernels::timing::enable(false);
     let best = epochs_seconds.iter().copied().fold(f64::INFINITY, f64::min);
     Ok(EpochBench {
         benchmark: "train-epoch: LeNet5 + static pixel mask, Fashion-MNIST train set",
@@ -106,6 +113,7 @@ pub fn train_epoch(args: &BenchArgs) -> Result<EpochBench> {
         peak_rss_bytes: peak_rss_bytes(),
         threads: rayon::current_num_threads(),
         cpu: cpu_model(),
+        profile,
     })
 }
 
@@ -129,6 +137,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                     r.samples_per_second,
                     r.peak_rss_bytes.map_or("unknown".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
                 );
+                if !r.profile.is_empty() {
+                    println!("  profile of the last epoch (seconds; conv phases run inside step totals):");
+                    for (name, secs) in &r.profile {
+                        println!("    {name:<30} {secs:>7.3}");
+                    }
+                }
             }
         }
     }

@@ -220,6 +220,9 @@ pub struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Time the phases of the training step and print where the epoch goes.
+    #[arg(long)]
+    pub profile: bool,
 }
 
 /// Benchmarks.
@@ -250,10 +253,12 @@ const NAME_IGNORED: [&str; 12] = [
 /// Derives the experiment name from the flags given on the command line,
 /// as the reference: sorted `key-value` pairs, or `default`.
 pub fn derived_name(matches: &ArgMatches) -> String {
-    let mut parts: Vec<String> = matches
-        .ids()
-        .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::CommandLine))
-        .map(|id| id.as_str().to_string())
+    // Only real arguments (not the ids of flattened groups).
+    let command = <TrainArgs as Args>::augment_args(clap::Command::new("train"));
+    let mut parts: Vec<String> = command
+        .get_arguments()
+        .map(|arg| arg.get_id().as_str().to_string())
+        .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
         .filter(|id| !NAME_IGNORED.contains(&id.as_str()))
         .filter_map(|id| {
             let raw = matches.get_raw(&id)?.map(|v| v.to_string_lossy().into_owned()).collect::<Vec<_>>().join(",");

@@ -19,6 +19,7 @@ use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
 use super::scratch;
+use super::timing::{Phase, timed};
 
 /// Geometry of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,12 +215,12 @@ pub fn weight_to_ohwi(g: &ConvGeometry, w: &[f32]) -> Vec<f32> {
 pub fn forward(g: &ConvGeometry, x_nhwc: &[f32], w_ohwi: &[f32], bias: Option<&[f32]>) -> (Vec<f32>, Vec<f32>) {
     let (n, k, co) = (g.rows(), g.patch_len(), g.c_out);
     let mut p = scratch::take(n * k);
-    im2row(g, x_nhwc, &mut p);
+    timed(Phase::Im2row, || im2row(g, x_nhwc, &mut p));
     let mut y = scratch::take(n * co);
     // SAFETY: P is [n, k] row-major, W [co, k] read transposed, Y [n, co].
-    unsafe {
+    timed(Phase::ConvGemm, || unsafe {
         matmul([n, co, k], &mut y, [co, 1], &p, [k, 1], w_ohwi, [1, k], Parallelism::Rayon(threads()));
-    }
+    });
     if let Some(bias) = bias {
         y.par_chunks_mut(co * 64).for_each(|rows| {
             for row in rows.chunks_mut(co) {
@@ -254,7 +255,7 @@ pub fn backward(g: &ConvGeometry, dy: &[f32], p: &[f32], w_ohwi: &[f32], need_x:
     // items (a GEMM with a long inner dimension does not parallelise well).
     let chunks = threads().min(g.batch).max(1);
     let per = g.batch.div_ceil(chunks) * g.out_plane();
-    let (dwt, bias) = (0..chunks)
+    let (dwt, bias) = timed(Phase::WeightGradGemm, || (0..chunks)
         .into_par_iter()
         .map(|t| {
             let (start, end) = ((t * per).min(n), ((t + 1) * per).min(n));
@@ -283,7 +284,7 @@ pub fn backward(g: &ConvGeometry, dy: &[f32], p: &[f32], w_ohwi: &[f32], need_x:
             da.iter_mut().zip(&db).for_each(|(x, y)| *x += *y);
             (a, da)
         })
-        .expect("at least one chunk");
+        .expect("at least one chunk"));
     // [K (ky, kx, ci), Cout] → OIHW.
     let mut weight = vec![0.0f32; co * k];
     for o in 0..co {
@@ -299,11 +300,11 @@ pub fn backward(g: &ConvGeometry, dy: &[f32], p: &[f32], w_ohwi: &[f32], need_x:
     let x = need_x.then(|| {
         let mut dp = scratch::take(n * k);
         // SAFETY: dY [n, co], W [co, k], dP [n, k], all row-major.
-        unsafe {
+        timed(Phase::PatchGradGemm, || unsafe {
             matmul([n, k, co], &mut dp, [k, 1], dy, [co, 1], w_ohwi, [k, 1], Parallelism::Rayon(threads()));
-        }
+        });
         let mut dx = vec![0.0f32; g.input_len()];
-        row2im(g, &dp, &mut dx);
+        timed(Phase::Row2im, || row2im(g, &dp, &mut dx));
         scratch::give(dp);
         dx
     });

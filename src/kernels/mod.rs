@@ -15,6 +15,7 @@
 pub mod conv2d;
 pub mod pool2d;
 pub mod scratch;
+pub mod timing;
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ use burn::tensor::{Bytes, DType, Shape, Tensor};
 
 use conv2d::{ConvGeometry, nchw_to_nhwc, nhwc_to_nchw, weight_to_ohwi};
 use pool2d::PoolGeometry;
+use timing::{Phase, timed};
 
 /// Convolution settings our kernels take: zero padding, dilation 1, one group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +134,7 @@ impl ConvState {
 
 /// A forward convolution on flex tensors: NHWC output `[N, Cout]` and state.
 fn conv_forward(x_nhwc: &[f32], weight: &FlexTensor, bias: &FlexTensor, g: ConvGeometry) -> (Vec<f32>, ConvState) {
-    let w_ohwi = weight_to_ohwi(&g, contiguous_f32(weight).storage());
+    let w_ohwi = timed(Phase::Layout, || weight_to_ohwi(&g, contiguous_f32(weight).storage()));
     let bias = contiguous_f32(bias);
     let (y, patches) = conv2d::forward(&g, x_nhwc, &w_ohwi, Some(bias.storage()));
     let state = ConvState {
@@ -172,13 +174,13 @@ fn conv_relu_pool_forward(
     spec: ConvSpec,
     pool: usize,
 ) -> (FlexTensor, BlockState) {
-    let x = contiguous_f32(x);
+    let x = timed(Phase::Layout, || contiguous_f32(x));
     let g = geometry(x.layout().shape(), weight.layout().shape(), spec, true);
     let (y, conv) = conv_forward(x.storage(), weight, bias, g);
     let pg = PoolGeometry { batch: g.batch, in_hw: g.out_hw(), channels: g.c_out, size: pool, stride: pool };
     let mut out = vec![0.0f32; pg.out_len()];
     let mut argmax = vec![0u32; pg.out_len()];
-    pool2d::relu_max_pool(&pg, &y, &mut out, &mut argmax);
+    timed(Phase::PoolForward, || pool2d::relu_max_pool(&pg, &y, &mut out, &mut argmax));
     scratch::give(y);
     let [ph, pw] = pg.out_hw();
     let state = BlockState { conv, pool: pg, argmax: Arc::new(argmax) };
@@ -259,7 +261,7 @@ impl Backward<Flex, 3> for ConvReluPoolBackward {
         let dout = contiguous_f32(&grads.consume::<Flex>(&ops.node));
         let BlockState { conv, pool, argmax } = ops.state;
         let mut dy = scratch::take(pool.in_len());
-        pool2d::relu_max_pool_backward(&pool, dout.storage(), &argmax, &mut dy);
+        timed(Phase::PoolBackward, || pool2d::relu_max_pool_backward(&pool, dout.storage(), &argmax, &mut dy));
         register_conv_grads(grads, ops.parents.map(|p| p.map(|n| n.id)), &dy, conv, true);
         scratch::give(dy);
     }

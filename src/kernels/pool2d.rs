@@ -57,28 +57,34 @@ pub fn relu_max_pool(g: &PoolGeometry, y: &[f32], out: &mut [f32], arg: &mut [u3
         .enumerate()
         .for_each(|(task, (out_row, arg_row))| {
             let (b, oy) = (task / oh, task % oh);
+            let mut nan = vec![false; c];
             for ox in 0..ow {
                 let o = &mut out_row[ox * c..][..c];
                 let a = &mut arg_row[ox * c..][..c];
                 o.fill(f32::NEG_INFINITY);
+                nan.fill(false);
                 for ky in 0..g.size {
                     for kx in 0..g.size {
                         let local = ((oy * g.stride + ky) * w + ox * g.stride + kx) * c;
-                        let base = b * h * w * c + local;
-                        for ch in 0..c {
-                            let v = y[base + ch];
-                            // Strictly greater: the first maximum wins ties.
-                            if (v > o[ch] || v.is_nan()) && !o[ch].is_nan() {
-                                o[ch] = v;
-                                a[ch] = (local + ch) as u32;
-                            }
+                        let v = &y[b * h * w * c + local..][..c];
+                        // Branch-free selects over the channels, so the loop
+                        // vectorises; strictly greater keeps the first maximum.
+                        let idx = local as u32;
+                        for (ch, (((o, a), v), n)) in o.iter_mut().zip(a.iter_mut()).zip(v).zip(nan.iter_mut()).enumerate() {
+                            let better = *v > *o;
+                            *o = if better { *v } else { *o };
+                            *a = if better { idx + ch as u32 } else { *a };
+                            *n |= v.is_nan();
                         }
                     }
                 }
-                for ch in 0..c {
-                    if o[ch] <= 0.0 {
-                        o[ch] = 0.0;
-                        a[ch] = NO_GRAD;
+                for ((o, a), n) in o.iter_mut().zip(a.iter_mut()).zip(&nan) {
+                    if *n {
+                        // A NaN wins its window, as in PyTorch: divergence shows.
+                        *o = f32::NAN;
+                    } else if *o <= 0.0 {
+                        *o = 0.0;
+                        *a = NO_GRAD;
                     }
                 }
             }

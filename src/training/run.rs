@@ -169,6 +169,7 @@ impl TrainConfig {
         let mut metrics = JsonlWriter::create(&run_dir.join("metrics.jsonl"))?;
         let ce = CrossEntropyLossConfig::new().init(device);
         let mut last = None;
+        let mut summary = None;
         let n_batches = data.train.n_batches(self.batch_size);
 
         for epoch in 1..=self.n_epochs {
@@ -281,7 +282,7 @@ impl TrainConfig {
             tau.step(grew);
 
             last = Some(m);
-            let summary = RunSummary {
+            let s = RunSummary {
                 run_dir: run_dir.to_path_buf(),
                 epochs_completed: epoch,
                 epochs_planned: self.n_epochs,
@@ -290,17 +291,10 @@ impl TrainConfig {
                 last: last.clone(),
                 seconds: started.elapsed().as_secs_f64(),
             };
-            write_json(&run_dir.join("summary.json"), &summary)?;
+            write_json(&run_dir.join("summary.json"), &s)?;
+            summary = Some(s);
         }
-        let summary = RunSummary {
-            run_dir: run_dir.to_path_buf(),
-            epochs_completed: self.n_epochs,
-            epochs_planned: self.n_epochs,
-            select_on: self.select_on,
-            curve,
-            last,
-            seconds: started.elapsed().as_secs_f64(),
-        };
-        Ok((summary, learner))
+        // What was written last is what is returned.
+        Ok((summary.expect("n_epochs > 0 (validated)"), learner))
     }
 }

@@ -5,6 +5,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 
 use crate::data::batch::Batch;
+use crate::kernels::timing::{Phase, timed};
 use crate::masks::static_mask::StaticMask;
 use crate::models::Network;
 
@@ -59,36 +60,43 @@ impl Learner {
     /// Takes and returns `self`: the optimisers consume the modules, and
     /// owning the only reference lets Burn update parameters in place.
     pub fn step(mut self, batch: Batch, ce: &CrossEntropyLoss, p: StepParams) -> (Self, StepLosses) {
-        let (x, q) = match &self.mask {
-            Some(mask) => {
-                let masked = mask.forward(batch.images, p.tau);
-                (masked.x, Some(masked.q))
+        let (loss, task, q) = timed(Phase::StepForward, || {
+            let (x, q) = match &self.mask {
+                Some(mask) => {
+                    let masked = mask.forward(batch.images, p.tau);
+                    (masked.x, Some(masked.q))
+                }
+                None => (batch.images, None),
+            };
+            let logits = self.net.forward(x); // [b, classes]
+            let task = ce.forward(logits, batch.labels); // [1]
+            match q {
+                Some(q) => (task.clone() + q.clone().mul_scalar(p.lambda), task, q),
+                None => (task.clone(), task.clone(), Tensor::<1>::ones([1], &task.device())),
             }
-            None => (batch.images, None),
-        };
-        let logits = self.net.forward(x); // [b, classes]
-        let task = ce.forward(logits, batch.labels); // [1]
-        let (loss, q) = match q {
-            Some(q) => (task.clone() + q.clone().mul_scalar(p.lambda), q),
-            None => (task.clone(), Tensor::<1>::ones([1], &task.device())),
-        };
+        });
         // One read-back for the three numbers.
-        let values = Tensor::cat(vec![loss.clone().detach(), task.detach(), q.detach()], 0)
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .expect("three f32 values");
+        let values = timed(Phase::StepReadback, || {
+            Tensor::cat(vec![loss.clone().detach(), task.detach(), q.detach()], 0)
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("three f32 values")
+        });
         let losses = StepLosses { loss: values[0], task: values[1], q: values[2] };
         if !losses.is_finite() {
             return (self, losses);
         }
-        let mut grads = loss.backward();
-        let net_grads = GradientsParams::from_module(&mut grads, &self.net);
-        if let Some(mask) = self.mask.take() {
-            let mask_grads = GradientsParams::from_module(&mut grads, &mask);
-            self.mask = Some(self.mask_optim.step(p.lr_mask, mask, mask_grads));
-        }
-        self.net = self.net_optim.step(p.lr_net, self.net, net_grads);
-        (self, losses)
+        let mut grads = timed(Phase::StepBackward, || loss.backward());
+        let learner = timed(Phase::StepOptimizer, move || {
+            let net_grads = GradientsParams::from_module(&mut grads, &self.net);
+            if let Some(mask) = self.mask.take() {
+                let mask_grads = GradientsParams::from_module(&mut grads, &mask);
+                self.mask = Some(self.mask_optim.step(p.lr_mask, mask, mask_grads));
+            }
+            self.net = self.net_optim.step(p.lr_net, self.net, net_grads);
+            self
+        });
+        (learner, losses)
     }
 }

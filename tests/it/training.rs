@@ -1,0 +1,184 @@
+//! Training end to end: learning is real, checkpoints and warm-up files
+//! round-trip, failures leave earlier files intact, the CLI writes its run
+//! directory.
+
+use std::process::Command;
+
+use selmask::data::DatasetName;
+use selmask::error::Error;
+use selmask::training::checkpoint::{SelectionModel, warmup_path};
+use selmask::training::evaluate::evaluate;
+use selmask::training::metrics::{EpochMetrics, read_jsonl};
+use selmask::training::pretrain::pretrain;
+use selmask::training::progress::{Progress, Verbosity};
+use selmask::training::run::{PreparedData, RunSummary};
+use selmask::util::read_json;
+
+use crate::fixtures::{device, small_synthetic, synthetic_config};
+
+fn quiet() -> Progress {
+    Progress::new(Verbosity::Quiet, "test")
+}
+
+#[test]
+fn static_mask_finds_the_informative_cells() {
+    let data = small_synthetic(1);
+    let device = device();
+    let config = synthetic_config(&data, 15);
+    let prepared = PreparedData::new(&data.dataset, config.val_split, config.seed, &device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (summary, learner) = config.fit_learner(&prepared, dir.path(), 0, &device, &quiet()).unwrap();
+    let hard = learner.mask.as_ref().unwrap().hard_mask(1.0).values;
+    let kept_informative = data.informative.iter().filter(|&&c| hard[c] == 1.0).count();
+    let kept_other = hard.iter().filter(|&&v| v == 1.0).count() - kept_informative;
+    let n_other = hard.len() - data.informative.len();
+    assert!(
+        kept_informative * 10 >= data.informative.len() * 9,
+        "kept {kept_informative} of {} informative cells",
+        data.informative.len()
+    );
+    assert!(kept_other * 10 <= n_other, "kept {kept_other} of {n_other} uninformative cells");
+    // And the network still solves the task on what is left.
+    let last = summary.last.unwrap();
+    assert!(last.test_accuracy > 0.8, "test accuracy {}", last.test_accuracy);
+    assert!(last.q < 0.2, "q {}", last.q);
+}
+
+#[test]
+fn checkpoints_reload_to_the_recorded_accuracy() {
+    let data = small_synthetic(2);
+    let device = device();
+    let config = synthetic_config(&data, 3);
+    let prepared = PreparedData::new(&data.dataset, config.val_split, config.seed, &device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let summary = config.fit(&prepared, dir.path(), 0, &device, &quiet()).unwrap();
+    assert_eq!(summary, read_json::<RunSummary>(&dir.path().join("summary.json")).unwrap());
+    assert!(!summary.curve.points.is_empty());
+    for point in &summary.curve.points {
+        let model = SelectionModel::load(&dir.path().join(&point.checkpoint), &device).unwrap();
+        assert_eq!(&model.meta.point, point);
+        let eval = evaluate(&model.net, model.mask.as_ref(), model.meta.tau, &prepared.test, 100);
+        assert_eq!(eval.accuracy, point.test_accuracy, "{}", point.checkpoint.display());
+        assert_eq!(eval.q, point.q);
+    }
+    let metrics: Vec<EpochMetrics> = read_jsonl(&dir.path().join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.len(), 3);
+    assert!(metrics.iter().all(|m| m.val_accuracy.is_some() && m.seconds > 0.0));
+}
+
+#[test]
+fn non_finite_loss_stops_and_keeps_earlier_checkpoints() {
+    let data = small_synthetic(3);
+    let device = device();
+    let mut config = synthetic_config(&data, 5);
+    // Q cannot move (tiny mask learning rate), so lambda grows after epoch 2
+    // by a factor that makes it infinite in f32: epoch 3 must stop.
+    config.optim.lr_mask = 1e-9;
+    config.lambda.init = 1e-3;
+    config.lambda.factor = 1e303;
+    config.lambda.patience = 0;
+    let prepared = PreparedData::new(&data.dataset, config.val_split, config.seed, &device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err = config.fit(&prepared, dir.path(), 0, &device, &quiet()).unwrap_err();
+    match &err {
+        Error::NonFiniteLoss { epoch, batch, .. } => assert_eq!((*epoch, *batch), (3, 0)),
+        other => panic!("expected a non-finite loss, got {other}"),
+    }
+    assert!(err.to_string().contains("checkpoints already written"), "{err}");
+    // Two complete epochs are on disk and their checkpoint still loads.
+    let summary: RunSummary = read_json(&dir.path().join("summary.json")).unwrap();
+    assert_eq!(summary.epochs_completed, 2);
+    let metrics: Vec<EpochMetrics> = read_jsonl(&dir.path().join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.len(), 2);
+    let point = &summary.curve.points[0];
+    let model = SelectionModel::load(&dir.path().join(&point.checkpoint), &device).unwrap();
+    assert_eq!(model.meta.point.epoch, point.epoch);
+    // No temporary files are left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn warm_up_network_and_optimiser_state_carry_over() {
+    let data = small_synthetic(4);
+    let device = device();
+    let config = synthetic_config(&data, 2);
+    let prepared = PreparedData::new(&data.dataset, config.val_split, config.seed, &device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = warmup_path(dir.path(), DatasetName::Synthetic);
+    let meta = pretrain(&config, &prepared, &dir.path().join("pre"), &out, &device, &quiet()).unwrap();
+    assert_eq!(meta.epochs, 2);
+    assert!(meta.test_accuracy > 0.5, "{}", meta.test_accuracy);
+
+    // A run from the warm-up starts where pretraining ended: its epoch-1
+    // network (with only 1 epoch of masked training) beats a cold start.
+    let mut warm = synthetic_config(&data, 1);
+    warm.warmup = Some(out.clone());
+    let warm_summary = warm.fit(&prepared, &dir.path().join("warm"), 0, &device, &quiet()).unwrap();
+    let cold_summary = synthetic_config(&data, 1).fit(&prepared, &dir.path().join("cold"), 0, &device, &quiet()).unwrap();
+    let (w, c) = (warm_summary.last.unwrap().test_accuracy, cold_summary.last.unwrap().test_accuracy);
+    assert!(w > c, "warm {w} vs cold {c}");
+
+    // A missing warm-up file says how to make one.
+    let mut missing = synthetic_config(&data, 1);
+    missing.warmup = Some(dir.path().join("nope.warmup"));
+    let msg = missing.fit(&prepared, &dir.path().join("m"), 0, &device, &quiet()).unwrap_err().to_string();
+    assert!(msg.contains("selmask pretrain --dataset synthetic"), "{msg}");
+}
+
+fn selmask(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_selmask")).args(args).output().unwrap()
+}
+
+#[test]
+fn cli_trains_into_the_papers_run_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = dir.path().to_str().unwrap();
+    let args = [
+        "train", "--dataset", "synthetic", "--network", "mlp", "--mask-type", "static", "--any-granularity", "pixel",
+        "--n-epochs", "2", "--n-repeats", "2", "--lr", "0.05", "--exp-dir", exp, "--quiet",
+    ];
+    let out = selmask(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("accuracy vs Q") && stdout.contains("test acc"), "{stdout}");
+    let experiment = dir.path().join("synthetic/static/any_granularity-pixel_lr-0.05_n_epochs-2_network-mlp");
+    assert!(experiment.join("args.json").is_file());
+    for run in ["run_0", "run_1"] {
+        let run_dir = experiment.join(run);
+        for file in ["config.json", "metrics.jsonl", "summary.json"] {
+            assert!(run_dir.join(file).is_file(), "{run}/{file}");
+        }
+    }
+    // Running again skips finished runs.
+    let again = selmask(&args);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already finished"));
+
+    // Errors name the problem and exit non-zero.
+    let bad = selmask(&["train", "--dataset", "synthetic", "--mask-type", "static", "--any-granularity", "tiles"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown granularity 'tiles'"));
+    let missing = selmask(&["train", "--dataset", "mnist", "--mask-type", "static", "--data-dir", exp]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no mnist data found"));
+}
+
+#[test]
+fn help_lists_every_flag_with_defaults() {
+    let out = selmask(&["train", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--dataset", "--mask-type", "--batch-size", "--lr ", "--lr-net", "--tau-init", "--tau-min", "--tau-factor",
+        "--n-repeats", "--n-epochs", "--lambda-patience", "--lambda-factor", "--lambda-init", "--lambda-threshold",
+        "--any-granularity", "--any-init-mean", "--input-drop-upscaling", "--use-any-mask", "--use-warmup-net",
+        "--warmup-dir", "--exp-dir", "--checkpoint-qloss-interval", "--log-iter", "--data-dir", "--val-split",
+        "--select-on", "--seed", "--backend",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+    assert!(help.contains("[default: 128]") && help.contains("[default: 0.0025]"), "{help}");
+}

@@ -1,0 +1,17 @@
+//! The integration tests: one binary, shared fixtures in `it/fixtures.rs`.
+
+#[path = "it/fixtures.rs"]
+mod fixtures;
+
+#[path = "it/data.rs"]
+mod data;
+#[path = "it/granularity.rs"]
+mod granularity;
+#[path = "it/kernels.rs"]
+mod kernels;
+#[path = "it/masks.rs"]
+mod masks;
+#[path = "it/optim.rs"]
+mod optim;
+#[path = "it/training.rs"]
+mod training;
