@@ -80,7 +80,7 @@ pub fn train_epoch(args: &BenchArgs) -> Result<EpochBench> {
         mask_optim: optim.mask(),
     };
     let ce = CrossEntropyLossConfig::new().init(&device);
-    let params = StepParams { lambda: 0.0005, tau: 1.0, lr_net: optim.lr_net, lr_mask: optim.lr_mask };
+    let params = StepParams { lambda: 0.0005, tau: 1.0, lr_net: optim.lr_net, lr_mask: optim.lr_mask, freeze_mask: false };
     let n_batches = if args.batches == 0 { split.n_batches(batch_size) } else { args.batches.min(split.n_batches(batch_size)) };
     let samples = if args.batches == 0 { split.len } else { n_batches * batch_size };
     let mut epochs_seconds = Vec::new();

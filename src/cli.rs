@@ -151,6 +151,12 @@ pub struct TrainArgs {
     /// Directory of warm-up files (<dataset>.warmup).
     #[arg(long, default_value = "models")]
     pub warmup_dir: PathBuf,
+    /// Start from the network and mask of a run's checkpoint (run_<i>/checkpoints/q_*.ckpt), e.g. to fine-tune one point of a curve.
+    #[arg(long)]
+    pub init_checkpoint: Option<PathBuf>,
+    /// Keep the mask fixed and train only the network (with --init-checkpoint: fine-tune one point of a curve).
+    #[arg(long)]
+    pub freeze_mask: bool,
     /// Where runs are written: <exp-dir>/<dataset>/<mask-type>/<name>/run_<i>/.
     #[arg(long, default_value = "./runs")]
     pub exp_dir: PathBuf,
@@ -350,6 +356,8 @@ impl TrainArgs {
             seed: self.seed,
             log_iter: self.log_iter.unwrap_or(defaults.log_iter),
             warmup,
+            init_checkpoint: self.init_checkpoint.clone(),
+            freeze_mask: self.freeze_mask,
         };
         config.validate()?;
         if self.n_repeats == 0 {
@@ -401,6 +409,8 @@ impl PretrainArgs {
             seed: self.seed,
             log_iter: 140,
             warmup: None,
+            init_checkpoint: None,
+            freeze_mask: false,
         };
         config.validate()?;
         Ok((config, crate::training::checkpoint::warmup_path(&self.warmup_dir, dataset)))

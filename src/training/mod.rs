@@ -113,6 +113,14 @@ pub struct TrainConfig {
     pub log_iter: usize,
     /// Warm-up network to start from (`--use-warmup-net`).
     pub warmup: Option<PathBuf>,
+    /// A run's checkpoint whose network and mask weights this run starts
+    /// from (`--init-checkpoint`), e.g. to fine-tune one point of a curve.
+    #[serde(default)]
+    pub init_checkpoint: Option<PathBuf>,
+    /// Keep the mask fixed: only the network learns (with
+    /// `init_checkpoint`, this fine-tunes one point of a curve).
+    #[serde(default)]
+    pub freeze_mask: bool,
 }
 
 impl TrainConfig {
@@ -142,6 +150,9 @@ impl TrainConfig {
         }
         if !self.mask.init_mean.is_finite() {
             return Err(Error::config("any-init-mean", self.mask.init_mean, "must be finite"));
+        }
+        if self.warmup.is_some() && self.init_checkpoint.is_some() {
+            return Err(Error::config("init-checkpoint", "set", "cannot be combined with --use-warmup-net"));
         }
         self.optim.validate()?;
         self.lambda.validate()?;

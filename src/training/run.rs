@@ -12,7 +12,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{self, CheckpointMeta};
+use super::checkpoint::{self, CheckpointMeta, SelectionModel};
 use super::evaluate::{Evaluation, evaluate};
 use super::metrics::{CurvePoint, EpochMetrics, JsonlWriter, QCurve};
 use super::progress::Progress;
@@ -160,7 +160,31 @@ impl TrainConfig {
             ));
             (net, net_optim) = (warm_net, warm_optim);
         }
-        let mask = if self.use_any_mask { Some(self.mask.init(device)?) } else { None };
+        let mut mask = if self.use_any_mask { Some(self.mask.init(device)?) } else { None };
+        if let Some(path) = &self.init_checkpoint {
+            let model = SelectionModel::load(path, device)?;
+            if model.meta.network != self.network || model.meta.mask.as_ref() != mask.as_ref().map(|_| &self.mask) {
+                return Err(Error::Checkpoint {
+                    path: path.clone(),
+                    reason: "its network or mask settings differ from this run's".into(),
+                });
+            }
+            progress.line(format!(
+                "starting from checkpoint {} (epoch {}, q {:.4}, test accuracy {:.4})",
+                path.display(),
+                model.meta.point.epoch,
+                model.meta.point.q,
+                model.meta.point.test_accuracy
+            ));
+            // Autodiff copies: the loaded modules are trained further.
+            net = model.net.train();
+            mask = model.mask.map(|m| m.train());
+        }
+        if self.freeze_mask {
+            // No gradient for the mask: the network's input gradient is not
+            // even computed.
+            mask = mask.map(|m| m.no_grad());
+        }
         let mut learner = Learner { net, net_optim, mask, mask_optim: self.optim.mask() };
 
         let mut lambda = self.lambda.init();
@@ -168,8 +192,7 @@ impl TrainConfig {
         let mut curve = QCurve::new(self.checkpoint_qloss_interval);
         let mut metrics = JsonlWriter::create(&run_dir.join("metrics.jsonl"))?;
         let ce = CrossEntropyLossConfig::new().init(device);
-        let mut last = None;
-        let mut summary = None;
+        let mut summary: Option<RunSummary> = None;
         let n_batches = data.train.n_batches(self.batch_size);
 
         for epoch in 1..=self.n_epochs {
@@ -180,6 +203,7 @@ impl TrainConfig {
                 tau: tau.tau(),
                 lr_net: self.optim.lr_net,
                 lr_mask: self.optim.lr_mask,
+                freeze_mask: self.freeze_mask,
             };
             let bar = progress.epoch_bar(epoch, self.n_epochs, n_batches);
             let (mut loss_sum, mut task_sum, mut q_sum) = (0.0f64, 0.0f64, 0.0f64);
@@ -281,14 +305,13 @@ impl TrainConfig {
             let grew = lambda.step(selected.q);
             tau.step(grew);
 
-            last = Some(m);
             let s = RunSummary {
                 run_dir: run_dir.to_path_buf(),
                 epochs_completed: epoch,
                 epochs_planned: self.n_epochs,
                 select_on: self.select_on,
                 curve: curve.clone(),
-                last: last.clone(),
+                last: Some(m),
                 seconds: started.elapsed().as_secs_f64(),
             };
             write_json(&run_dir.join("summary.json"), &s)?;

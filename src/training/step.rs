@@ -51,6 +51,8 @@ pub struct StepParams {
     pub lr_net: f64,
     /// Mask learning rate.
     pub lr_mask: f64,
+    /// Keep the mask as it is (only the network learns).
+    pub freeze_mask: bool,
 }
 
 impl Learner {
@@ -90,7 +92,9 @@ impl Learner {
         let mut grads = timed(Phase::StepBackward, || loss.backward());
         let learner = timed(Phase::StepOptimizer, move || {
             let net_grads = GradientsParams::from_module(&mut grads, &self.net);
-            if let Some(mask) = self.mask.take() {
+            if !p.freeze_mask
+                && let Some(mask) = self.mask.take()
+            {
                 let mask_grads = GradientsParams::from_module(&mut grads, &mask);
                 self.mask = Some(self.mask_optim.step(p.lr_mask, mask, mask_grads));
             }

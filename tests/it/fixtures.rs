@@ -81,5 +81,7 @@ pub fn synthetic_config(data: &SyntheticData, n_epochs: usize) -> TrainConfig {
         seed: 3,
         log_iter: 0,
         warmup: None,
+        init_checkpoint: None,
+        freeze_mask: false,
     }
 }

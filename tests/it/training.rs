@@ -182,3 +182,32 @@ fn help_lists_every_flag_with_defaults() {
     }
     assert!(help.contains("[default: 128]") && help.contains("[default: 0.0025]"), "{help}");
 }
+
+#[test]
+fn fine_tuning_a_checkpoint_keeps_its_mask_and_improves_the_network() {
+    let data = small_synthetic(5);
+    let device = device();
+    let mut config = synthetic_config(&data, 2);
+    config.optim.lr_net = 5e-4;
+    let prepared = PreparedData::new(&data.dataset, config.val_split, config.seed, &device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let summary = config.fit(&prepared, &dir.path().join("base"), 0, &device, &quiet()).unwrap();
+    let point = summary.curve.points.iter().min_by(|a, b| a.q.total_cmp(&b.q)).unwrap().clone();
+    let ckpt = dir.path().join("base").join(&point.checkpoint);
+    let before = SelectionModel::load(&ckpt, &device).unwrap();
+
+    let mut tune = synthetic_config(&data, 3);
+    tune.init_checkpoint = Some(ckpt);
+    tune.freeze_mask = true;
+    let (tuned, learner) = tune.fit_learner(&prepared, &dir.path().join("tuned"), 0, &device, &quiet()).unwrap();
+    let mask_before = before.mask.unwrap().hard_mask(1.0).values;
+    assert_eq!(learner.mask.unwrap().hard_mask(1.0).values, mask_before);
+    assert_eq!(tuned.curve.points.len(), 1);
+    assert_eq!(tuned.curve.points[0].q, point.q);
+    assert!(
+        tuned.curve.points[0].val_accuracy.unwrap() >= point.val_accuracy.unwrap(),
+        "{:?} vs {:?}",
+        tuned.curve.points[0].val_accuracy,
+        point.val_accuracy
+    );
+}
