@@ -48,6 +48,15 @@ pub enum Error {
         n_labels: usize,
     },
 
+    /// A data file whose content does not match its format: truncated, a
+    /// wrong shape or dtype, a missing key or variable, an undecodable image.
+    #[error("{path}: invalid {what}: {reason}")]
+    Format {
+        path: PathBuf,
+        what: &'static str,
+        reason: String,
+    },
+
     /// A label outside `0..n_classes`.
     #[error("{path}: label {label} at item {index} is outside 0..{n_classes}")]
     LabelRange {
@@ -129,6 +138,15 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// An [`Error::Format`] on `path`, a file (or folder) of kind `what`.
+    pub fn format(path: impl Into<PathBuf>, what: &'static str, reason: impl Into<String>) -> Self {
+        Error::Format {
+            path: path.into(),
+            what,
+            reason: reason.into(),
         }
     }
 

@@ -29,8 +29,37 @@ fn subdirs(name: DatasetName) -> &'static [&'static str] {
     match name {
         DatasetName::Mnist => &["mnist", "MNIST", "MNIST/raw"],
         DatasetName::FashionMnist => &["fashion-mnist", "fashion_mnist", "FashionMNIST", "FashionMNIST/raw"],
+        DatasetName::Cifar10 => &["cifar10", "cifar-10"],
+        DatasetName::Svhn => &["svhn", "SVHN"],
+        DatasetName::Galaxy10 => &["galaxy10", "Galaxy10"],
+        // The paper's code read data/remote_sensing_change.
+        DatasetName::Remote => &["remote", "remote_sensing_change"],
+        DatasetName::Ships => &["ships", "airbus-ship"],
         DatasetName::Synthetic => &[],
     }
+}
+
+/// The directory a file-backed dataset (other than the IDX ones) is read
+/// from: `--data-dir` as given, else the first existing of
+/// `$SELMASK_DATA/<name>` (any of the dataset's usual directory names) and
+/// `$SELMASK_DATA`. The loader then reports which file is missing there.
+pub fn dataset_root(name: DatasetName, data_dir: Option<&Path>) -> Result<PathBuf> {
+    if let Some(d) = data_dir {
+        return Ok(d.to_path_buf());
+    }
+    let env_dir = std::env::var_os(DATA_ENV).map(PathBuf::from);
+    let Some(root) = env_dir else {
+        return Err(Error::DataNotFound {
+            dataset: name.to_string(),
+            looked: format!("no --data-dir and ${DATA_ENV} is not set"),
+            hint: format!("pass --data-dir, or set ${DATA_ENV} to a directory holding a `{}` folder", name.as_str()),
+        });
+    };
+    Ok(subdirs(name)
+        .iter()
+        .map(|s| root.join(s))
+        .find(|p| p.is_dir())
+        .unwrap_or(root))
 }
 
 /// Finds `stem` or `stem.gz` in `dir`.
@@ -47,7 +76,7 @@ fn holds_dataset(dir: &Path, name: DatasetName) -> bool {
         DatasetName::Mnist | DatasetName::FashionMnist => {
             MNIST_FILES.iter().all(|f| find_file(dir, f).is_some())
         }
-        DatasetName::Synthetic => true,
+        _ => true,
     }
 }
 
@@ -66,7 +95,7 @@ fn hint(name: DatasetName) -> String {
              mirror) in a directory given by --data-dir or ${DATA_ENV}, \
              directly or in a sub-directory `mnist`"
         ),
-        DatasetName::Synthetic => "synthetic data needs no files".into(),
+        _ => "see the dataset's loader for its files".into(),
     }
 }
 

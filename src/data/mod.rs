@@ -5,11 +5,19 @@
 //! training: batches are then views into that tensor, never per-batch copies
 //! of host memory.
 
+pub mod augment;
 pub mod batch;
+pub mod cifar10;
+pub mod files;
+pub mod galaxy10;
 pub mod idx;
 pub mod locate;
+pub mod mat5;
 pub mod mnist;
+pub mod remote;
+pub mod ships;
 pub mod split;
+pub mod svhn;
 pub mod synthetic;
 
 use std::fmt;
@@ -30,11 +38,30 @@ pub enum DatasetName {
     FashionMnist,
     /// Generated data whose labels depend only on known cells.
     Synthetic,
+    /// CIFAR-10 (binary version), 32×32×3.
+    Cifar10,
+    /// SVHN cropped digits (format 2), 32×32×3.
+    Svhn,
+    /// Galaxy10 (SDSS), 69×69×3.
+    Galaxy10,
+    /// The paper's remote sensing data, 35×35×36.
+    Remote,
+    /// Airbus ship / no-ship image folders, 384×384×3.
+    Ships,
 }
 
 impl DatasetName {
     /// All names, for messages.
-    pub const ALL: [DatasetName; 3] = [DatasetName::Mnist, DatasetName::FashionMnist, DatasetName::Synthetic];
+    pub const ALL: [DatasetName; 8] = [
+        DatasetName::Mnist,
+        DatasetName::FashionMnist,
+        DatasetName::Synthetic,
+        DatasetName::Cifar10,
+        DatasetName::Svhn,
+        DatasetName::Galaxy10,
+        DatasetName::Remote,
+        DatasetName::Ships,
+    ];
 
     /// The paper's name (`fashion_mnist`, ...).
     pub fn as_str(&self) -> &'static str {
@@ -42,6 +69,11 @@ impl DatasetName {
             DatasetName::Mnist => "mnist",
             DatasetName::FashionMnist => "fashion_mnist",
             DatasetName::Synthetic => "synthetic",
+            DatasetName::Cifar10 => "cifar10",
+            DatasetName::Svhn => "svhn",
+            DatasetName::Galaxy10 => "galaxy10",
+            DatasetName::Remote => "remote",
+            DatasetName::Ships => "ships",
         }
     }
 }
@@ -60,9 +92,17 @@ impl FromStr for DatasetName {
             "mnist" => Ok(DatasetName::Mnist),
             "fashion_mnist" | "fashion-mnist" | "f-mnist" | "fmnist" => Ok(DatasetName::FashionMnist),
             "synthetic" => Ok(DatasetName::Synthetic),
+            "cifar10" | "cifar" => Ok(DatasetName::Cifar10),
+            "svhn" => Ok(DatasetName::Svhn),
+            "galaxy10" | "galaxy" => Ok(DatasetName::Galaxy10),
+            "remote" | "remotesensing" | "remote_sensing" | "remote-sensing" => Ok(DatasetName::Remote),
+            "ships" | "ship" => Ok(DatasetName::Ships),
             _ => Err(Error::UnknownDataset {
                 name: s.to_string(),
-                valid: "mnist, fashion_mnist (also f-mnist, fashion-mnist), synthetic".into(),
+                valid: "mnist, fashion_mnist (also f-mnist, fashion-mnist), synthetic, \
+                        cifar10 (also cifar), svhn, galaxy10 (also galaxy), \
+                        remote (also remotesensing, remote_sensing), ships (also ship)"
+                    .into(),
             }),
         }
     }
@@ -233,6 +273,11 @@ pub fn load(name: DatasetName, data_dir: Option<&Path>) -> Result<Dataset> {
             let dir = locate::find_data_dir(name, data_dir)?;
             mnist::load(name, &dir)
         }
+        DatasetName::Cifar10 => cifar10::load(&locate::dataset_root(name, data_dir)?),
+        DatasetName::Svhn => svhn::load(&locate::dataset_root(name, data_dir)?),
+        DatasetName::Galaxy10 => galaxy10::load(&locate::dataset_root(name, data_dir)?),
+        DatasetName::Remote => remote::load(&locate::dataset_root(name, data_dir)?, remote::SPLIT_SEED),
+        DatasetName::Ships => ships::load(&locate::dataset_root(name, data_dir)?, ships::ShipsOptions::default()),
         // The synthetic set is fixed (its own seed), so that repeats differ
         // only in their training seed, as with real data.
         DatasetName::Synthetic => Ok(synthetic::SyntheticConfig::default().generate().dataset),

@@ -13,8 +13,8 @@ use selmask::models::NetworkConfig;
 use crate::fixtures::device;
 
 fn close(a: Tensor<4>, b: Tensor<4>, what: &str) {
-    let a: Vec<f32> = a.into_data().to_vec().unwrap();
-    let b: Vec<f32> = b.into_data().to_vec().unwrap();
+    let a: Vec<f32> = a.into_data().try_to_vec().unwrap();
+    let b: Vec<f32> = b.into_data().try_to_vec().unwrap();
     assert_eq!(a.len(), b.len(), "{what}");
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
         assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{what} [{i}]: {x} vs {y}");
@@ -87,7 +87,7 @@ fn kernels_run_without_autodiff_too() {
     let b = Tensor::<1>::zeros([2], &device);
     let y = kernels::conv_relu_pool(x, w, b, ConvSpec { stride: [1, 1], padding: [0, 0] }, 2);
     assert_eq!(y.dims(), [1, 2, 2, 2]);
-    assert!(y.into_data().to_vec::<f32>().unwrap().iter().all(|&v| v == 9.0));
+    assert!(y.into_data().try_to_vec::<f32>().unwrap().iter().all(|&v| v == 9.0));
 }
 
 #[test]
