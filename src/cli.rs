@@ -151,9 +151,12 @@ pub struct TrainArgs {
     /// Directory of warm-up files (<dataset>.warmup).
     #[arg(long, default_value = "models")]
     pub warmup_dir: PathBuf,
-    /// Start from the network and mask of a run's checkpoint (run_<i>/checkpoints/q_*.ckpt), e.g. to fine-tune one point of a curve.
+    /// Start from the network and mask of a checkpoint (a .ckpt file, or a run directory with --init-max-q), e.g. to fine-tune one point of a curve.
     #[arg(long)]
     pub init_checkpoint: Option<PathBuf>,
+    /// With a run directory as --init-checkpoint: take its best-validation checkpoint with Q at most this.
+    #[arg(long)]
+    pub init_max_q: Option<f64>,
     /// Keep the mask fixed and train only the network (with --init-checkpoint: fine-tune one point of a curve).
     #[arg(long)]
     pub freeze_mask: bool,
@@ -356,7 +359,7 @@ impl TrainArgs {
             seed: self.seed,
             log_iter: self.log_iter.unwrap_or(defaults.log_iter),
             warmup,
-            init_checkpoint: self.init_checkpoint.clone(),
+            init_checkpoint: self.init_checkpoint.as_deref().map(|p| resolve_checkpoint(p, self.init_max_q)).transpose()?,
             freeze_mask: self.freeze_mask,
         };
         config.validate()?;
@@ -377,6 +380,29 @@ impl TrainArgs {
         };
         Ok((config, plan))
     }
+}
+
+/// A checkpoint file as given, or the best checkpoint of a run directory
+/// within a Q budget.
+pub fn resolve_checkpoint(path: &std::path::Path, max_q: Option<f64>) -> Result<PathBuf> {
+    if path.is_file() {
+        if max_q.is_some() {
+            return Err(Error::config("init-max-q", max_q.unwrap_or_default(), "only applies to a run directory"));
+        }
+        return Ok(path.to_path_buf());
+    }
+    let Some(max_q) = max_q else {
+        return Err(Error::config(
+            "init-checkpoint",
+            path.display(),
+            "not a checkpoint file; for a run directory also give --init-max-q",
+        ));
+    };
+    let summary: crate::training::run::RunSummary = crate::util::read_json(&path.join("summary.json"))?;
+    let point = summary.curve.best_within(max_q).ok_or_else(|| {
+        Error::config("init-max-q", max_q, format!("no checkpoint of {} has Q <= {max_q}", path.display()))
+    })?;
+    Ok(path.join(&point.checkpoint))
 }
 
 impl PretrainArgs {

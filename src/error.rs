@@ -112,6 +112,37 @@ pub enum Error {
     #[error("{path}: corrupt checkpoint: {reason}")]
     Checkpoint { path: PathBuf, reason: String },
 
+    /// One line of a JSON-lines file that does not parse.
+    #[error("{path} line {line}: invalid json: {source}")]
+    JsonLine {
+        path: PathBuf,
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A runs directory that does not exist.
+    #[error("runs directory {path} does not exist or is not a directory")]
+    NotADirectory { path: PathBuf },
+
+    /// A runs directory holding no run.
+    #[error(
+        "no runs found under {path} (expected <dataset>/<mask-type>/<name>/run_<i>/ holding config.json, metrics.jsonl and summary.json)"
+    )]
+    NoRuns { path: PathBuf },
+
+    /// A runs directory whose runs were all skipped.
+    #[error("no complete runs under {path}: all {skipped} runs were skipped ({first})")]
+    NoCompleteRuns { path: PathBuf, skipped: usize, first: String },
+
+    /// A figure that could not be drawn or encoded.
+    #[error("{path}: cannot draw figure: {message}")]
+    Plot { path: PathBuf, message: String },
+
+    /// Inputs to a mask figure whose sizes do not agree.
+    #[error("mask figure: {0}")]
+    MaskInput(String),
+
     /// An I/O error on a named file.
     #[error("{path}: {source}")]
     Io {
@@ -148,6 +179,11 @@ impl Error {
             what,
             reason: reason.into(),
         }
+    }
+
+    /// A drawing error on the figure written to `path`.
+    pub fn plot(path: impl Into<PathBuf>, err: impl std::fmt::Display) -> Self {
+        Error::Plot { path: path.into(), message: err.to_string() }
     }
 
     /// An [`Error::InvalidConfig`] for `field`.

@@ -23,7 +23,8 @@ pub struct CurveRow {
     pub epoch: f64,
 }
 
-fn mean_std(values: &[f64]) -> (f64, f64) {
+/// Mean and sample standard deviation (0 for one value).
+pub fn mean_std(values: &[f64]) -> (f64, f64) {
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;
     // Sample standard deviation (0 for a single run).

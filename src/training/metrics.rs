@@ -151,6 +151,15 @@ impl QCurve {
         }
     }
 
+    /// The best point (by selection accuracy) with `q <= max_q`: the
+    /// checkpoint to deploy under a bandwidth budget.
+    pub fn best_within(&self, max_q: f64) -> Option<&CurvePoint> {
+        self.points
+            .iter()
+            .filter(|p| p.q <= max_q + 1e-12)
+            .max_by(|a, b| a.selection_accuracy.total_cmp(&b.selection_accuracy).then(b.q.total_cmp(&a.q)))
+    }
+
     /// The point of the interval holding `q`, if any.
     pub fn at(&self, q: f64) -> Option<&CurvePoint> {
         let interval = self.interval(self.bucket(q));
@@ -200,5 +209,8 @@ mod tests {
         assert_eq!(c.points[0].epoch, 4);
         assert_eq!(c.points[1].epoch, 2); // epoch 3 only tied
         assert_eq!(c.at(0.99).unwrap().q, 0.93);
+        assert_eq!(c.best_within(0.5).unwrap().epoch, 4);
+        assert_eq!(c.best_within(1.0).unwrap().epoch, 2);
+        assert!(c.best_within(0.4).is_none());
     }
 }

@@ -76,6 +76,15 @@ impl FromStr for SelectOn {
     }
 }
 
+impl fmt::Display for SelectOn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SelectOn::Val => "val",
+            SelectOn::Test => "test",
+        })
+    }
+}
+
 /// Everything one training run needs (saved as `config.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -159,5 +168,38 @@ impl TrainConfig {
         self.tau.validate()?;
         self.mask.layout()?;
         Ok(())
+    }
+}
+
+/// A small valid configuration for unit tests.
+#[cfg(test)]
+pub(crate) fn example_config() -> TrainConfig {
+    use crate::masks::granularity::Granularity;
+    TrainConfig {
+        dataset: DatasetName::Synthetic,
+        network: NetworkConfig::Mlp { inputs: 4, n_classes: 2, hidden: 4 },
+        mask_type: MaskType::Static,
+        use_any_mask: true,
+        mask: StaticMaskConfig {
+            input_shape: [1, 2, 2],
+            granularity: Granularity::Pixel,
+            init_mean: 3.0,
+            init_std: 0.01,
+            input_drop_upscaling: false,
+        },
+        batch_size: 2,
+        eval_batch_size: 2,
+        n_epochs: 1,
+        optim: OptimConfig::default(),
+        lambda: LambdaScheduleConfig { init: 1.0, factor: 1.5, patience: 1, threshold: 0.0025, cooldown: 0 },
+        tau: TauScheduleConfig { init: 1.0, min: 1.0, factor: 1.0 },
+        checkpoint_qloss_interval: 0.05,
+        val_split: 0.1,
+        select_on: SelectOn::Val,
+        seed: 0,
+        log_iter: 0,
+        warmup: None,
+        init_checkpoint: None,
+        freeze_mask: false,
     }
 }
