@@ -76,8 +76,9 @@ pub fn train_epoch(args: &BenchArgs) -> Result<EpochBench> {
     let mut learner = Learner {
         net: network.init(&device),
         net_optim: optim.net(),
-        mask: Some(mask.init(&device)?),
+        mask: Some(crate::masks::Mask::Static(mask.init(&device)?)),
         mask_optim: optim.mask(),
+        schedule: None,
     };
     let ce = CrossEntropyLossConfig::new().init(&device);
     let params = StepParams { lambda: 0.0005, tau: 1.0, lr_net: optim.lr_net, lr_mask: optim.lr_mask, freeze_mask: false };

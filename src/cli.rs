@@ -12,6 +12,9 @@ use crate::data::DatasetName;
 use crate::error::{Error, Result};
 use crate::masks::granularity::Granularity;
 use crate::masks::schedule::{LambdaScheduleConfig, TauScheduleConfig};
+use crate::masks::MaskConfig;
+use crate::masks::dynamic::DynamicMaskConfig;
+use crate::masks::scheduled::{CellScheduleConfig, RemovalOrder};
 use crate::masks::static_mask::StaticMaskConfig;
 use crate::models::NetworkConfig;
 use crate::training::optim::OptimConfig;
@@ -80,7 +83,7 @@ pub struct DataArgs {
 pub struct TrainArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Mask type: static.
+    /// Mask type: static, dynamic, random or given.
     #[arg(long)]
     pub mask_type: String,
     /// Training batch size.
@@ -125,6 +128,12 @@ pub struct TrainArgs {
     /// Q must fall by more than this (absolute) to count as an improvement.
     #[arg(long, default_value_t = 0.0025)]
     pub lambda_threshold: f64,
+    /// Budget-targeted training: drive lambda so that Q ends at or below this, and stop once accuracy settles [default: off, the paper's plateau schedule].
+    #[arg(long)]
+    pub target_q: Option<f64>,
+    /// Budget-targeted training: epochs within budget without accuracy gain before stopping.
+    #[arg(long, default_value_t = 5)]
+    pub target_q_patience: usize,
     /// Epochs after a lambda increase in which plateaus are ignored [default: epochs for tau to anneal to tau-min, as the paper].
     #[arg(long)]
     pub lambda_cooldown: Option<usize>,
@@ -145,6 +154,30 @@ pub struct TrainArgs {
     /// or grid:N, subgrid:N, block:N, subblock:N.
     #[arg(long, default_value = "subpixel")]
     pub any_granularity: String,
+    /// Dynamic masks: the mask model g (linear, mlp, conv, convatt, smallconvatt, convnet, unet, att).
+    #[arg(long, default_value = "linear")]
+    pub dynamic_mask: String,
+    /// Dynamic masks: height of the thumbnail the server's mask model sees (-1: full size).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub dynamic_h: i64,
+    /// Dynamic masks: width of the thumbnail the server's mask model sees (-1: full size).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub dynamic_w: i64,
+    /// Dynamic masks: also learn a per-cell bias b (else b stays at --any-init-mean).
+    #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
+    pub dynamic_learn_static: bool,
+    /// Dynamic masks: learn the mask model g (else g stays zero).
+    #[arg(long, default_value = "true", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
+    pub dynamic_learn_dynamic: bool,
+    /// Random and given baselines: cells removed at each change.
+    #[arg(long, default_value_t = 1)]
+    pub random_num_del: usize,
+    /// Random and given baselines: training iterations between changes.
+    #[arg(long, default_value_t = 1)]
+    pub random_change_iter: usize,
+    /// Given baseline: importance map (NPY, input [C,H,W] or mask [c,h,w] shape); least important cells go first.
+    #[arg(long, default_value = "mask.npy")]
+    pub given_mask_path: PathBuf,
     /// Start from the warm-up network (and its optimiser state) of `selmask pretrain`.
     #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
     pub use_warmup_net: bool,
@@ -314,6 +347,55 @@ impl DataArgs {
 }
 
 impl TrainArgs {
+    /// The mask of `mask_type` on inputs of `shape`.
+    fn mask_config(&self, mask_type: MaskType, shape: [usize; 3], granularity: Granularity) -> Result<MaskConfig> {
+        if mask_type == MaskType::Dynamic {
+            let side = |v: i64, full: usize, flag: &'static str| -> Result<usize> {
+                match v {
+                    -1 => Ok(full),
+                    v if v > 0 => Ok(v as usize),
+                    v => Err(Error::config(flag, v, "must be a positive size, or -1 for the full size")),
+                }
+            };
+            let sh = side(self.dynamic_h, shape[1], "dynamic-h")?;
+            let sw = side(self.dynamic_w, shape[2], "dynamic-w")?;
+            return Ok(MaskConfig::Dynamic(DynamicMaskConfig {
+                input_shape: shape,
+                granularity,
+                model: self.dynamic_mask.parse()?,
+                server_hw: ([sh, sw] != [shape[1], shape[2]]).then_some([sh, sw]),
+                learn_static: self.dynamic_learn_static,
+                learn_dynamic: self.dynamic_learn_dynamic,
+                init_mean: self.any_init_mean,
+                init_std: self.any_init_std,
+                input_drop_upscaling: self.input_drop_upscaling,
+            }));
+        }
+        Ok(MaskConfig::Static(StaticMaskConfig {
+            input_shape: shape,
+            granularity,
+            init_mean: self.any_init_mean,
+            init_std: self.any_init_std,
+            input_drop_upscaling: self.input_drop_upscaling,
+        }))
+    }
+
+    /// The removal schedule of the random and given baselines.
+    fn schedule_config(&self, mask_type: MaskType, shape: [usize; 3], granularity: Granularity) -> Result<Option<CellScheduleConfig>> {
+        let order = match mask_type {
+            MaskType::Random => RemovalOrder::Random { seed: self.seed },
+            MaskType::Given => {
+                let layout = granularity.layout(shape)?;
+                RemovalOrder::Given {
+                    importance: crate::masks::importance::read_cell_importance(&self.given_mask_path, &layout)?,
+                    source: self.given_mask_path.clone(),
+                }
+            }
+            MaskType::Static | MaskType::Dynamic => return Ok(None),
+        };
+        Ok(Some(CellScheduleConfig { order, num_del: self.random_num_del, change_iter: self.random_change_iter }))
+    }
+
     /// Turns the arguments into a validated configuration and a run plan.
     /// `shape` and `n_classes` come from the loaded dataset.
     pub fn to_config(&self, matches: &ArgMatches, shape: [usize; 3], n_classes: usize) -> Result<(TrainConfig, RunPlan)> {
@@ -340,18 +422,16 @@ impl TrainArgs {
             network: self.data.network(shape, n_classes)?,
             mask_type,
             use_any_mask: self.use_any_mask,
-            mask: StaticMaskConfig {
-                input_shape: shape,
-                granularity,
-                init_mean: self.any_init_mean,
-                init_std: self.any_init_std,
-                input_drop_upscaling: self.input_drop_upscaling,
-            },
+            mask: self.mask_config(mask_type, shape, granularity)?,
+            schedule: self.schedule_config(mask_type, shape, granularity)?,
             batch_size: self.batch_size,
             eval_batch_size: self.eval_batch_size,
             n_epochs: self.n_epochs.unwrap_or(defaults.n_epochs),
             optim,
             lambda,
+            target_q: self
+                .target_q
+                .map(|q| crate::training::budget::TargetQConfig { patience: self.target_q_patience, ..crate::training::budget::TargetQConfig::new(q) }),
             tau,
             checkpoint_qloss_interval: self.checkpoint_qloss_interval,
             val_split: self.data.val_split,
@@ -416,18 +496,20 @@ impl PretrainArgs {
             network: self.data.network(shape, n_classes)?,
             mask_type: MaskType::Static,
             use_any_mask: false,
-            mask: StaticMaskConfig {
+            mask: MaskConfig::Static(StaticMaskConfig {
                 input_shape: shape,
                 granularity: Granularity::Pixel,
                 init_mean: 3.0,
                 init_std: 0.01,
                 input_drop_upscaling: false,
-            },
+            }),
+            schedule: None,
             batch_size: self.batch_size,
             eval_batch_size: 1000,
             n_epochs: self.n_epochs,
             optim: OptimConfig { lr_net: self.lr_net, ..OptimConfig::default() },
             lambda: LambdaScheduleConfig { init: 0.0, factor: 1.0, patience: 1, threshold: 0.0, cooldown: 0 },
+            target_q: None,
             tau,
             checkpoint_qloss_interval: 0.05,
             val_split: self.data.val_split,

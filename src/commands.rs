@@ -30,7 +30,7 @@ fn load_dataset(args: &crate::cli::DataArgs) -> Result<Dataset> {
 fn finished(run_dir: &Path) -> Option<RunSummary> {
     read_json::<RunSummary>(&run_dir.join("summary.json"))
         .ok()
-        .filter(|s| s.epochs_completed == s.epochs_planned)
+        .filter(|s| s.finished())
 }
 
 /// `selmask train`.
@@ -49,7 +49,7 @@ pub fn train(args: &TrainArgs, matches: &ArgMatches) -> Result<()> {
         "training {} {} ({} mask, {}) into {}: {} train / {} val / {} test items",
         config.dataset,
         config.network.name(),
-        config.mask.granularity,
+        config.mask.granularity(),
         config.mask_type,
         plan.experiment_dir.display(),
         data.train.len,
@@ -89,7 +89,7 @@ pub fn train(args: &TrainArgs, matches: &ArgMatches) -> Result<()> {
     println!(
         "\naccuracy vs Q, {} {} ({} runs, checkpoints selected on {:?}):\n{}",
         config.dataset,
-        config.mask.granularity,
+        config.mask.granularity(),
         curves.len(),
         config.select_on,
         render_text(&rows)

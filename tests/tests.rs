@@ -3,6 +3,8 @@
 #[path = "it/fixtures.rs"]
 mod fixtures;
 
+#[path = "it/dynamic.rs"]
+mod dynamic;
 #[path = "it/data.rs"]
 mod data;
 #[path = "it/granularity.rs"]

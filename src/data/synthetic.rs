@@ -35,6 +35,10 @@ pub struct SyntheticConfig {
     pub n_test: usize,
     /// Seed of cells, projection and items.
     pub seed: u64,
+    /// Whether the informative cell moves: each item then carries its
+    /// signal in one random cell, bright enough to be found in a thumbnail
+    /// (dynamic masks can follow it, a static mask cannot).
+    pub moving: bool,
 }
 
 impl Default for SyntheticConfig {
@@ -48,6 +52,7 @@ impl Default for SyntheticConfig {
             n_train: 6000,
             n_test: 1000,
             seed: 0,
+            moving: false,
         }
     }
 }
@@ -57,8 +62,11 @@ impl Default for SyntheticConfig {
 pub struct SyntheticData {
     /// The data.
     pub dataset: Dataset,
-    /// Flat indices of the informative cells, ascending.
+    /// Flat indices of the informative cells, ascending (fixed placement).
     pub informative: Vec<usize>,
+    /// Moving placement: the informative cell of each train item, then of
+    /// each test item.
+    pub item_cells: Vec<usize>,
     /// The cell layout the signal follows.
     pub layout: CellLayout,
 }
@@ -97,30 +105,49 @@ impl SyntheticConfig {
         for (j, &cell) in informative.iter().enumerate() {
             feature_of_cell[cell] = j;
         }
-        let projection: Vec<f64> = (0..self.n_classes * self.n_informative).map(|_| normal(&mut rng)).collect();
+        // Moving placement: one feature per value of the (largest) cell.
+        let n_features = if self.moving { layout.values_per_cell.iter().copied().max().unwrap_or(1) } else { self.n_informative };
+        let projection: Vec<f64> = (0..self.n_classes * n_features).map(|_| normal(&mut rng)).collect();
+        let label_of = |z: &[f64]| {
+            (0..self.n_classes)
+                .map(|k| projection[k * n_features..(k + 1) * n_features].iter().zip(z).map(|(w, v)| w * v).sum::<f64>())
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(k, _)| k as u16)
+                .unwrap_or(0)
+        };
 
-        let mut make = |n: usize| {
+        let mut item_cells = Vec::new();
+        let mut make = |n: usize, rng: &mut ChaCha8Rng| {
             let values = layout.n_values();
             let mut pixels = Vec::with_capacity(n * values);
             let mut labels = Vec::with_capacity(n);
-            let mut z = vec![0.0f64; self.n_informative];
+            let mut z = vec![0.0f64; n_features];
             for _ in 0..n {
-                z.iter_mut().for_each(|v| *v = normal(&mut rng));
-                for &cell in &layout.cell_of_value {
-                    let j = feature_of_cell[cell];
-                    let v = if j == usize::MAX { normal(&mut rng) } else { z[j] };
-                    pixels.push(to_pixel(v));
+                z.iter_mut().for_each(|v| *v = normal(rng));
+                if self.moving {
+                    // Bright signal (around +2.5) in one random cell, faint
+                    // noise (within ±0.6) elsewhere.
+                    let cell = rng.random_range(0..n_cells);
+                    item_cells.push(cell);
+                    let mut k = 0;
+                    for &c in &layout.cell_of_value {
+                        let v = if c == cell {
+                            k += 1;
+                            2.5 + 0.5 * z[k - 1]
+                        } else {
+                            (0.2 * normal(rng)).clamp(-0.6, 0.6)
+                        };
+                        pixels.push(to_pixel(v));
+                    }
+                } else {
+                    for &cell in &layout.cell_of_value {
+                        let j = feature_of_cell[cell];
+                        let v = if j == usize::MAX { normal(rng) } else { z[j] };
+                        pixels.push(to_pixel(v));
+                    }
                 }
-                let label = (0..self.n_classes)
-                    .map(|k| {
-                        let row = &projection[k * self.n_informative..(k + 1) * self.n_informative];
-                        row.iter().zip(&z).map(|(w, v)| w * v).sum::<f64>()
-                    })
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(&b.1))
-                    .map(|(k, _)| k as u16)
-                    .unwrap_or(0);
-                labels.push(label);
+                labels.push(label_of(&z));
             }
             ImageSet {
                 shape: self.shape,
@@ -128,8 +155,8 @@ impl SyntheticConfig {
                 labels,
             }
         };
-        let train = make(self.n_train);
-        let test = make(self.n_test);
+        let train = make(self.n_train, &mut rng);
+        let test = make(self.n_test, &mut rng);
         let c = self.shape[0];
         let info = DatasetInfo {
             name: DatasetName::Synthetic,
@@ -141,6 +168,7 @@ impl SyntheticConfig {
         SyntheticData {
             dataset: Dataset { info, train, test },
             informative,
+            item_cells,
             layout,
         }
     }
@@ -159,6 +187,7 @@ mod tests {
             n_train: 200,
             n_test: 50,
             seed: 5,
+            moving: false,
         }
     }
 

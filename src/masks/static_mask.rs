@@ -107,6 +107,15 @@ impl StaticMask {
         &self.layout
     }
 
+    /// Replaces the logits with fixed (not trained) values, row-major
+    /// `[c, h, w]`: how scheduled baselines set their mask.
+    pub fn set_logits(&mut self, values: &[f32]) {
+        let device = self.logits.val().device();
+        let [c, h, w] = self.layout.mask;
+        let t = Tensor::<3>::from_data(TensorData::new(values.to_vec(), [c, h, w]), &device);
+        self.logits = Param::from_tensor(t).set_require_grad(false);
+    }
+
     /// Straight-through binary mask over cells, `[c, h, w]`.
     pub fn straight_through(&self, tau: f64) -> Tensor<3> {
         let soft = sigmoid(self.logits.val().div_scalar(tau));

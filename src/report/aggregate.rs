@@ -242,7 +242,7 @@ fn load_run(dir: &Path, index: usize, options: LoadOptions) -> Result<Result<Run
             Err(source) => return Err(Error::JsonLine { path: metrics_path, line: i + 1, source }),
         }
     }
-    if summary.epochs_completed < summary.epochs_planned && !options.include_unfinished {
+    if !summary.finished() && !options.include_unfinished {
         return Ok(Err(format!("unfinished: {} of {} epochs", summary.epochs_completed, summary.epochs_planned)));
     }
     // `metrics.jsonl` is written before `summary.json`, so it may be one
@@ -506,6 +506,7 @@ mod tests {
                 val_accuracy: Some(val),
                 test_loss: 0.0,
                 test_accuracy: test,
+                q_percentiles: None,
                 seconds: 0.0,
                 train_seconds: 0.0,
             })
@@ -524,6 +525,8 @@ mod tests {
                 curve: crate::training::metrics::QCurve::new(0.05),
                 last: None,
                 seconds: 0.0,
+                stopped_early: false,
+                budget_point: None,
             },
         }
     }

@@ -124,7 +124,7 @@ fn settings(e: &ExperimentSummary) -> String {
     let c = &e.record.config;
     let mut parts = Vec::new();
     if c.use_any_mask {
-        parts.push(format!("granularity `{}`", c.mask.granularity));
+        parts.push(format!("granularity `{}`", c.mask.granularity()));
     }
     parts.push(format!("network `{}`", c.network.name()));
     parts.push(format!("{} epochs", c.n_epochs));

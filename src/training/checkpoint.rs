@@ -18,7 +18,7 @@ use super::metrics::CurvePoint;
 use super::{MaskType, TrainConfig};
 use crate::data::{DatasetInfo, DatasetName};
 use crate::error::{Error, Result};
-use crate::masks::static_mask::{StaticMask, StaticMaskConfig};
+use crate::masks::{Mask, MaskConfig};
 use crate::models::{Network, NetworkConfig};
 
 /// What a per-Q checkpoint records besides weights.
@@ -33,7 +33,7 @@ pub struct CheckpointMeta {
     /// The mask kind.
     pub mask_type: MaskType,
     /// The mask settings (absent without a mask).
-    pub mask: Option<StaticMaskConfig>,
+    pub mask: Option<MaskConfig>,
     /// The curve point this checkpoint is.
     pub point: CurvePoint,
     /// τ at that epoch.
@@ -56,7 +56,7 @@ fn load_into<M: Module>(module: M, bytes: Vec<u8>, what: &str, path: &Path) -> R
 }
 
 /// Writes a per-Q checkpoint atomically.
-pub fn save(path: &Path, meta: &CheckpointMeta, net: &Network, mask: Option<&StaticMask>) -> Result<()> {
+pub fn save(path: &Path, meta: &CheckpointMeta, net: &Network, mask: Option<&Mask>) -> Result<()> {
     let net_bytes = record_bytes(net, path)?;
     let mask_bytes = match mask {
         Some(m) => record_bytes(m, path)?,
@@ -78,7 +78,7 @@ pub struct SelectionModel {
     /// The network.
     pub net: Network,
     /// The mask, if the run used one.
-    pub mask: Option<StaticMask>,
+    pub mask: Option<Mask>,
 }
 
 impl SelectionModel {

@@ -6,7 +6,7 @@
 use burn::nn::loss::CrossEntropyLossConfig;
 
 use crate::data::batch::TensorSplit;
-use crate::masks::static_mask::StaticMask;
+use crate::masks::Mask;
 use crate::models::Network;
 
 /// Results of one evaluation.
@@ -16,10 +16,12 @@ pub struct Evaluation {
     pub accuracy: f64,
     /// Mean cross-entropy.
     pub loss: f64,
-    /// Q of the hard mask (1 without a mask).
+    /// Mean Q of the hard masks (1 without a mask).
     pub q: f64,
-    /// Fraction of input values the hard mask sends (1 without a mask).
+    /// Mean fraction of input values the hard masks send (1 without a mask).
     pub bytes_fraction: f64,
+    /// 10th, 50th and 90th percentile of per-input Q (dynamic masks vary).
+    pub q_percentiles: [f64; 3],
     /// Items evaluated.
     pub items: usize,
 }
@@ -29,26 +31,31 @@ pub struct Evaluation {
 /// `net` and `mask` should be the non-autodiff copies (`Module::valid`).
 pub fn evaluate_with_predictions(
     net: &Network,
-    mask: Option<&StaticMask>,
+    mask: Option<&Mask>,
     tau: f64,
     split: &TensorSplit,
     batch_size: usize,
 ) -> (Evaluation, Vec<i64>) {
     let device = split.images.device();
     let ce = CrossEntropyLossConfig::new().init(&device);
-    let hard = mask.map(|m| m.hard_mask(tau));
-    let (q, bytes_fraction) = match (mask, &hard) {
-        (Some(m), Some(h)) => (h.q, m.layout().value_fraction(&h.values)),
-        _ => (1.0, 1.0),
-    };
     let mut correct = 0i64;
     let mut loss_sum = 0.0f64;
     let mut predictions = Vec::with_capacity(split.len);
+    let (mut q_items, mut bytes_items) = (Vec::with_capacity(split.len), Vec::with_capacity(split.len));
     for batch in split.ordered(batch_size) {
         let n = batch.labels.dims()[0];
-        let x = match (mask, &hard) {
-            (Some(m), Some(h)) => m.apply_hard(batch.images, h),
-            _ => batch.images,
+        let x = match mask {
+            Some(m) => {
+                let hard = m.hard_batch(batch.images, tau);
+                q_items.extend(hard.q);
+                bytes_items.extend(hard.bytes);
+                hard.x
+            }
+            None => {
+                q_items.extend(std::iter::repeat_n(1.0, n));
+                bytes_items.extend(std::iter::repeat_n(1.0, n));
+                batch.images
+            }
         };
         let logits = net.forward(x);
         let loss = ce.forward(logits.clone(), batch.labels.clone());
@@ -58,18 +65,42 @@ pub fn evaluate_with_predictions(
         predictions.extend(pred.into_data().convert::<i64>().iter::<i64>());
     }
     let items = split.len.max(1);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let eval = Evaluation {
         accuracy: correct as f64 / items as f64,
         loss: loss_sum / items as f64,
-        q,
-        bytes_fraction,
+        q: mean(&q_items),
+        bytes_fraction: mean(&bytes_items),
+        q_percentiles: percentiles(&mut q_items),
         items: split.len,
     };
     (eval, predictions)
 }
 
+/// The 10th, 50th and 90th percentiles (nearest rank) of `values`.
+pub fn percentiles(values: &mut [f64]) -> [f64; 3] {
+    if values.is_empty() {
+        return [f64::NAN; 3];
+    }
+    values.sort_by(f64::total_cmp);
+    let at = |p: f64| values[((p * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1];
+    [at(0.1), at(0.5), at(0.9)]
+}
+
 /// The evaluation of `net` behind `mask` on `split` (see
 /// [`evaluate_with_predictions`]).
-pub fn evaluate(net: &Network, mask: Option<&StaticMask>, tau: f64, split: &TensorSplit, batch_size: usize) -> Evaluation {
+pub fn evaluate(net: &Network, mask: Option<&Mask>, tau: f64, split: &TensorSplit, batch_size: usize) -> Evaluation {
     evaluate_with_predictions(net, mask, tau, split, batch_size).0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentiles;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let mut v: Vec<f64> = (1..=10).map(f64::from).rev().collect();
+        assert_eq!(percentiles(&mut v), [1.0, 5.0, 9.0]);
+        assert_eq!(percentiles(&mut [0.3]), [0.3, 0.3, 0.3]);
+    }
 }

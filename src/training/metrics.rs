@@ -35,6 +35,10 @@ pub struct EpochMetrics {
     pub test_loss: f64,
     /// Test accuracy.
     pub test_accuracy: f64,
+    /// Dynamic masks: 10th, 50th and 90th percentile of per-input Q on the
+    /// selection split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q_percentiles: Option<[f64; 3]>,
     /// Wall-clock seconds of the epoch (training and evaluation).
     pub seconds: f64,
     /// Seconds of the training part alone.

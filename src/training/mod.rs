@@ -4,6 +4,7 @@
 //! (the accuracy-versus-Q curve with its checkpoints), a different type
 //! from the trainable modules, as linfa's `Fit`.
 
+pub mod budget;
 pub mod checkpoint;
 pub mod container;
 pub mod evaluate;
@@ -23,34 +24,54 @@ use serde::{Deserialize, Serialize};
 use crate::data::DatasetName;
 use crate::error::{Error, Result};
 use crate::masks::schedule::{LambdaScheduleConfig, TauScheduleConfig};
-use crate::masks::static_mask::StaticMaskConfig;
+use crate::masks::MaskConfig;
+use crate::masks::scheduled::CellScheduleConfig;
 use crate::models::NetworkConfig;
 use optim::OptimConfig;
 
-/// How inputs are masked.
+/// How inputs are masked (the paper's `--mask-type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MaskType {
     /// One learned mask for every input.
     Static,
+    /// One learned mask per input, computed on the server.
+    Dynamic,
+    /// Baseline: cells removed in a random order on a schedule.
+    Random,
+    /// Baseline: cells removed in ascending order of an importance map.
+    Given,
+}
+
+impl MaskType {
+    /// Every mask type, for messages.
+    pub const ALL: [MaskType; 4] = [MaskType::Static, MaskType::Dynamic, MaskType::Random, MaskType::Given];
+
+    /// The paper's name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MaskType::Static => "static",
+            MaskType::Dynamic => "dynamic",
+            MaskType::Random => "random",
+            MaskType::Given => "given",
+        }
+    }
 }
 
 impl FromStr for MaskType {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "static" => Ok(MaskType::Static),
-            _ => Err(Error::config("mask-type", s, "known mask types: static")),
-        }
+        MaskType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| Error::config("mask-type", s, "known mask types: static, dynamic, random, given"))
     }
 }
 
 impl fmt::Display for MaskType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            MaskType::Static => "static",
-        })
+        f.write_str(self.as_str())
     }
 }
 
@@ -96,8 +117,11 @@ pub struct TrainConfig {
     pub mask_type: MaskType,
     /// Whether a selection mask is used at all (false: plain network).
     pub use_any_mask: bool,
-    /// The static mask.
-    pub mask: StaticMaskConfig,
+    /// The mask.
+    pub mask: MaskConfig,
+    /// For the random and given baselines: the removal schedule.
+    #[serde(default)]
+    pub schedule: Option<CellScheduleConfig>,
     /// Training batch size.
     pub batch_size: usize,
     /// Evaluation batch size (no effect on results).
@@ -108,6 +132,10 @@ pub struct TrainConfig {
     pub optim: OptimConfig,
     /// λ schedule.
     pub lambda: LambdaScheduleConfig,
+    /// Budget-targeted training: λ driven to reach Q <= target (replaces
+    /// the plateau schedule, which stays as its fallback).
+    #[serde(default)]
+    pub target_q: Option<budget::TargetQConfig>,
     /// τ schedule.
     pub tau: TauScheduleConfig,
     /// Width of the Q intervals that each keep their best checkpoint.
@@ -154,19 +182,38 @@ impl TrainConfig {
         if self.val_split == 0.0 && self.select_on == SelectOn::Val {
             return Err(Error::config("val-split", 0, "selecting on validation needs a validation split (or --select-on test)"));
         }
-        if !(self.mask.init_std.is_finite() && self.mask.init_std >= 0.0) {
-            return Err(Error::config("any-init-std", self.mask.init_std, "must be finite and >= 0"));
+        if let MaskConfig::Static(m) = &self.mask {
+            if !(m.init_std.is_finite() && m.init_std >= 0.0) {
+                return Err(Error::config("any-init-std", m.init_std, "must be finite and >= 0"));
+            }
+            if !m.init_mean.is_finite() {
+                return Err(Error::config("any-init-mean", m.init_mean, "must be finite"));
+            }
         }
-        if !self.mask.init_mean.is_finite() {
-            return Err(Error::config("any-init-mean", self.mask.init_mean, "must be finite"));
+        let dynamic = matches!(self.mask, MaskConfig::Dynamic(_));
+        let baseline = matches!(self.mask_type, MaskType::Random | MaskType::Given);
+        if dynamic != (self.mask_type == MaskType::Dynamic) {
+            return Err(Error::config("mask-type", self.mask_type, "dynamic masks go with --mask-type dynamic only"));
+        }
+        if baseline != self.schedule.is_some() {
+            return Err(Error::config("mask-type", self.mask_type, "random and given masks need a removal schedule"));
+        }
+        if let Some(schedule) = &self.schedule {
+            schedule.validate(self.mask.layout()?.n_cells())?;
         }
         if self.warmup.is_some() && self.init_checkpoint.is_some() {
             return Err(Error::config("init-checkpoint", "set", "cannot be combined with --use-warmup-net"));
         }
+        if let Some(t) = &self.target_q {
+            t.validate()?;
+            if self.schedule.is_some() || self.freeze_mask {
+                return Err(Error::config("target-q", t.q, "needs a learned mask (static or dynamic, not frozen)"));
+            }
+        }
         self.optim.validate()?;
         self.lambda.validate()?;
         self.tau.validate()?;
-        self.mask.layout()?;
+        self.mask.validate()?;
         Ok(())
     }
 }
@@ -180,18 +227,20 @@ pub(crate) fn example_config() -> TrainConfig {
         network: NetworkConfig::Mlp { inputs: 4, n_classes: 2, hidden: 4 },
         mask_type: MaskType::Static,
         use_any_mask: true,
-        mask: StaticMaskConfig {
+        mask: MaskConfig::Static(crate::masks::static_mask::StaticMaskConfig {
             input_shape: [1, 2, 2],
             granularity: Granularity::Pixel,
             init_mean: 3.0,
             init_std: 0.01,
             input_drop_upscaling: false,
-        },
+        }),
+        schedule: None,
         batch_size: 2,
         eval_batch_size: 2,
         n_epochs: 1,
         optim: OptimConfig::default(),
         lambda: LambdaScheduleConfig { init: 1.0, factor: 1.5, patience: 1, threshold: 0.0025, cooldown: 0 },
+        target_q: None,
         tau: TauScheduleConfig { init: 1.0, min: 1.0, factor: 1.0 },
         checkpoint_qloss_interval: 0.05,
         val_split: 0.1,

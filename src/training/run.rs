@@ -12,6 +12,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::budget::BudgetController;
 use super::checkpoint::{self, CheckpointMeta, SelectionModel};
 use super::evaluate::{Evaluation, evaluate};
 use super::metrics::{CurvePoint, EpochMetrics, JsonlWriter, QCurve};
@@ -21,6 +22,7 @@ use super::{SelectOn, TrainConfig};
 use crate::data::batch::{TensorSplit, epoch_rng};
 use crate::data::split::train_val_split;
 use crate::data::{Dataset, DatasetInfo};
+use crate::masks::Mask;
 use crate::error::{Error, Result};
 use crate::util::write_json;
 
@@ -97,6 +99,20 @@ pub struct RunSummary {
     pub last: Option<EpochMetrics>,
     /// Total wall-clock seconds.
     pub seconds: f64,
+    /// Budget-targeted runs: stopped before `epochs_planned` because the
+    /// budget was met and accuracy had settled (a finished run).
+    #[serde(default)]
+    pub stopped_early: bool,
+    /// Budget-targeted runs: the best checkpoint within the budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_point: Option<CurvePoint>,
+}
+
+impl RunSummary {
+    /// Whether the run ran to its end (all epochs, or an early stop).
+    pub fn finished(&self) -> bool {
+        self.stopped_early || self.epochs_completed == self.epochs_planned
+    }
 }
 
 /// The seed of repeat `repeat`.
@@ -163,7 +179,7 @@ impl TrainConfig {
         let mut mask = if self.use_any_mask { Some(self.mask.init(device)?) } else { None };
         if let Some(path) = &self.init_checkpoint {
             let model = SelectionModel::load(path, device)?;
-            if model.meta.network != self.network || model.meta.mask.as_ref() != mask.as_ref().map(|_| &self.mask) {
+            if model.meta.network != self.network || model.meta.mask.as_ref() != self.use_any_mask.then_some(&self.mask) {
                 return Err(Error::Checkpoint {
                     path: path.clone(),
                     reason: "its network or mask settings differ from this run's".into(),
@@ -180,14 +196,23 @@ impl TrainConfig {
             net = model.net.train();
             mask = model.mask.map(|m| m.train());
         }
+        // The baselines' masks follow their schedule, starting with every cell.
+        let schedule = match &self.schedule {
+            Some(cfg) => Some(cfg.init(self.mask.layout()?.n_cells())?),
+            None => None,
+        };
+        if let (Some(s), Some(Mask::Static(m))) = (&schedule, &mut mask) {
+            m.set_logits(&s.logits());
+        }
         if self.freeze_mask {
             // No gradient for the mask: the network's input gradient is not
             // even computed.
             mask = mask.map(|m| m.no_grad());
         }
-        let mut learner = Learner { net, net_optim, mask, mask_optim: self.optim.mask() };
+        let mut learner = Learner { net, net_optim, mask, mask_optim: self.optim.mask(), schedule };
 
         let mut lambda = self.lambda.init();
+        let mut budget = self.target_q.map(|t| BudgetController::new(t, self.lambda.init, self.lambda.factor, self.lambda.patience));
         let mut tau = self.tau.init();
         let mut curve = QCurve::new(self.checkpoint_qloss_interval);
         let mut metrics = JsonlWriter::create(&run_dir.join("metrics.jsonl"))?;
@@ -198,7 +223,7 @@ impl TrainConfig {
         for epoch in 1..=self.n_epochs {
             // Train one epoch.
             let epoch_started = Instant::now();
-            let params = StepParams {
+            let mut params = StepParams {
                 lambda: lambda.lambda(),
                 tau: tau.tau(),
                 lr_net: self.optim.lr_net,
@@ -209,6 +234,9 @@ impl TrainConfig {
             let (mut loss_sum, mut task_sum, mut q_sum) = (0.0f64, 0.0f64, 0.0f64);
             let mut rng = epoch_rng(seed, epoch);
             for (i, batch) in data.train.shuffled(self.batch_size, &mut rng).enumerate() {
+                if let Some(b) = &budget {
+                    params.lambda = b.lambda();
+                }
                 let (next, losses) = learner.step(batch, &ce, params);
                 learner = next;
                 if !losses.is_finite() {
@@ -219,6 +247,9 @@ impl TrainConfig {
                         batch: i,
                         run_dir: run_dir.to_path_buf(),
                     });
+                }
+                if let Some(b) = &mut budget {
+                    b.after_batch(losses.q as f64);
                 }
                 loss_sum += losses.loss as f64;
                 task_sum += losses.task as f64;
@@ -254,7 +285,7 @@ impl TrainConfig {
                     test_accuracy: test.accuracy,
                     selection_accuracy: selected.accuracy,
                     epoch,
-                    lambda: lambda.lambda(),
+                    lambda: params.lambda,
                     checkpoint: file.clone(),
                 };
                 let meta = CheckpointMeta {
@@ -278,12 +309,13 @@ impl TrainConfig {
                 train_q: q_sum / n_batches as f64,
                 q: selected.q,
                 bytes_fraction: selected.bytes_fraction,
-                lambda: lambda.lambda(),
+                lambda: params.lambda,
                 tau: tau.tau(),
                 val_loss: val.map(|v| v.loss),
                 val_accuracy: val.map(|v| v.accuracy),
                 test_loss: test.loss,
                 test_accuracy: test.accuracy,
+                q_percentiles: (self.mask_type == super::MaskType::Dynamic).then_some(selected.q_percentiles),
                 seconds: epoch_started.elapsed().as_secs_f64(),
                 train_seconds,
             };
@@ -302,7 +334,13 @@ impl TrainConfig {
 
             // Step the schedules for the next epoch: λ grows on a Q
             // plateau, τ anneals (and resets when λ grew).
-            let grew = lambda.step(selected.q);
+            let (grew, stop) = match &mut budget {
+                Some(b) => {
+                    let verdict = b.after_epoch(selected.q, selected.accuracy);
+                    (verdict.lambda_grew, verdict.stop)
+                }
+                None => (lambda.step(selected.q), false),
+            };
             tau.step(grew);
 
             let s = RunSummary {
@@ -313,9 +351,15 @@ impl TrainConfig {
                 curve: curve.clone(),
                 last: Some(m),
                 seconds: started.elapsed().as_secs_f64(),
+                stopped_early: stop && epoch < self.n_epochs,
+                budget_point: self.target_q.and_then(|t| curve.best_within(t.q).cloned()),
             };
             write_json(&run_dir.join("summary.json"), &s)?;
             summary = Some(s);
+            if stop {
+                progress.line(format!("budget met and accuracy settled: stopping after epoch {epoch}"));
+                break;
+            }
         }
         // What was written last is what is returned.
         Ok((summary.expect("n_epochs > 0 (validated)"), learner))

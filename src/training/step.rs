@@ -6,7 +6,8 @@ use burn::prelude::*;
 
 use crate::data::batch::Batch;
 use crate::kernels::timing::{Phase, timed};
-use crate::masks::static_mask::StaticMask;
+use crate::masks::Mask;
+use crate::masks::scheduled::CellSchedule;
 use crate::models::Network;
 
 /// The trainable state: the network and the mask with their optimisers
@@ -17,9 +18,11 @@ pub struct Learner {
     /// The network's optimiser.
     pub net_optim: ModuleOptimizer,
     /// The mask (absent for a plain network).
-    pub mask: Option<StaticMask>,
+    pub mask: Option<Mask>,
     /// The mask's optimiser.
     pub mask_optim: ModuleOptimizer,
+    /// For the baselines: the schedule that sets the (static) mask.
+    pub schedule: Option<CellSchedule>,
 }
 
 /// Losses of one step, read back from the device.
@@ -62,6 +65,12 @@ impl Learner {
     /// Takes and returns `self`: the optimisers consume the modules, and
     /// owning the only reference lets Burn update parameters in place.
     pub fn step(mut self, batch: Batch, ce: &CrossEntropyLoss, p: StepParams) -> (Self, StepLosses) {
+        if let Some(schedule) = &mut self.schedule
+            && schedule.step()
+            && let Some(Mask::Static(mask)) = &mut self.mask
+        {
+            mask.set_logits(&schedule.logits());
+        }
         let (loss, task, q) = timed(Phase::StepForward, || {
             let (x, q) = match &self.mask {
                 Some(mask) => {
@@ -93,6 +102,7 @@ impl Learner {
         let learner = timed(Phase::StepOptimizer, move || {
             let net_grads = GradientsParams::from_module(&mut grads, &self.net);
             if !p.freeze_mask
+                && self.schedule.is_none()
                 && let Some(mask) = self.mask.take()
             {
                 let mask_grads = GradientsParams::from_module(&mut grads, &mask);

@@ -7,6 +7,7 @@ use selmask::data::idx;
 use selmask::data::synthetic::{SyntheticConfig, SyntheticData};
 use selmask::masks::granularity::Granularity;
 use selmask::masks::schedule::{LambdaScheduleConfig, TauScheduleConfig};
+use selmask::masks::MaskConfig;
 use selmask::masks::static_mask::StaticMaskConfig;
 use selmask::models::NetworkConfig;
 use selmask::training::optim::OptimConfig;
@@ -50,6 +51,7 @@ pub fn small_synthetic(seed: u64) -> SyntheticData {
         n_train: 3000,
         n_test: 500,
         seed,
+        moving: false,
     }
     .generate()
 }
@@ -62,18 +64,20 @@ pub fn synthetic_config(data: &SyntheticData, n_epochs: usize) -> TrainConfig {
         network: NetworkConfig::by_name("mlp", info.shape, info.n_classes).unwrap(),
         mask_type: MaskType::Static,
         use_any_mask: true,
-        mask: StaticMaskConfig {
+        mask: MaskConfig::Static(StaticMaskConfig {
             input_shape: info.shape,
             granularity: Granularity::Pixel,
             init_mean: 3.0,
             init_std: 0.01,
             input_drop_upscaling: false,
-        },
+        }),
+        schedule: None,
         batch_size: 64,
         eval_batch_size: 500,
         n_epochs,
         optim: OptimConfig { lr_net: 2e-3, lr_mask: 0.05, ..OptimConfig::default() },
         lambda: LambdaScheduleConfig { init: 1.0, factor: 1.0, patience: 1, threshold: 0.0025, cooldown: 0 },
+        target_q: None,
         tau: TauScheduleConfig { init: 1.0, min: 1.0, factor: 1.0 },
         checkpoint_qloss_interval: 0.05,
         val_split: 0.1,
