@@ -7,8 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-runs/fmnist-60min}"
-SELMASK=target/debug/selmask
 cargo build --locked --bin selmask
+# A copy, so that rebuilding the project meanwhile cannot change the binary
+# between stages.
+mkdir -p "$RUNS"
+cp target/debug/selmask "$RUNS/selmask"
+SELMASK="$RUNS/selmask"
 start=$(date +%s)
 stage() { echo "== $1 (t = $(( $(date +%s) - start )) s)"; }
 
