@@ -11,7 +11,7 @@ cargo build --locked --bin selmask
 # A copy, so that rebuilding the project meanwhile cannot change the binary
 # between stages.
 mkdir -p "$RUNS"
-cp target/debug/selmask "$RUNS/selmask"
+cp "${CARGO_TARGET_DIR:-target}/debug/selmask" "$RUNS/selmask"
 SELMASK="$RUNS/selmask"
 start=$(date +%s)
 stage() { echo "== $1 (t = $(( $(date +%s) - start )) s)"; }
