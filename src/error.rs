@@ -143,6 +143,78 @@ pub enum Error {
     #[error("mask figure: {0}")]
     MaskInput(String),
 
+    /// The target of an export exists and overwriting was not asked for.
+    #[error("{path}: an artifact already exists there; pass overwrite to replace it")]
+    ArtifactExists { path: PathBuf },
+
+    /// A file the manifest needs is not in the artifact directory.
+    #[error("{file}: missing (listed in or required by the manifest)")]
+    MissingFile { file: PathBuf },
+
+    /// A file whose SHA-256 differs from the manifest's.
+    #[error("{file}: sha-256 mismatch: manifest says {expected}, file has {found}")]
+    HashMismatch {
+        file: PathBuf,
+        expected: String,
+        found: String,
+    },
+
+    /// A field of an artifact file with a wrong or inconsistent value.
+    #[error("{file}: invalid {field}: {reason}")]
+    Invalid {
+        file: PathBuf,
+        field: String,
+        reason: String,
+    },
+
+    /// What an export was asked to write is inconsistent.
+    #[error("cannot export artifact: invalid {field}: {reason}")]
+    Spec { field: String, reason: String },
+
+    /// An NPY byte stream that cannot be read (or a shape that cannot be written).
+    #[error("{name}: malformed npy: {reason}")]
+    Npy { name: String, reason: String },
+
+    /// A safetensors byte stream that cannot be read or written.
+    #[error("{name}: malformed safetensors: {reason}")]
+    Safetensors { name: String, reason: String },
+
+    /// A wire payload that does not decode (or items that cannot be encoded).
+    #[error("malformed payload: {reason}")]
+    Payload { reason: String },
+
+    /// A `--bandwidth` value that does not parse.
+    #[error("invalid bandwidth '{input}': {reason}")]
+    Bandwidth { input: String, reason: String },
+
+    /// A transport-level HTTP failure (connect, timeout, broken body).
+    #[error("{url}: {source}")]
+    Http {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The server answered with an error status.
+    #[error("{url}: server answered {status}: {message}")]
+    Status { url: String, status: u16, message: String },
+
+    /// The server's view of an artifact or split disagrees with the client's.
+    #[error("{url}: {reason}")]
+    Mismatch { url: String, reason: String },
+
+    /// Server state that cannot be built (duplicate ids, shape mismatch, ...).
+    #[error("cannot serve {what} '{name}': {reason}")]
+    Setup {
+        what: &'static str,
+        name: String,
+        reason: String,
+    },
+
+    /// A benchmark or load test that could not run.
+    #[error("benchmark {name}: {reason}")]
+    Bench { name: String, reason: String },
+
     /// An I/O error on a named file.
     #[error("{path}: {source}")]
     Io {
@@ -179,6 +251,21 @@ impl Error {
             what,
             reason: reason.into(),
         }
+    }
+
+    /// An [`Error::Invalid`] for `field` of `file`.
+    pub fn invalid(file: impl Into<PathBuf>, field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Invalid { file: file.into(), field: field.into(), reason: reason.into() }
+    }
+
+    /// An [`Error::Spec`] for `field`.
+    pub fn spec(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Spec { field: field.into(), reason: reason.into() }
+    }
+
+    /// An [`Error::Payload`].
+    pub fn payload(reason: impl Into<String>) -> Self {
+        Error::Payload { reason: reason.into() }
     }
 
     /// A drawing error on the figure written to `path`.

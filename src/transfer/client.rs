@@ -1,0 +1,514 @@
+//! The client: fetches a split from the storage server in batches, decodes
+//! the payloads into dense inputs and measures what crossed the wire.
+//!
+//! The client holds the same artifact as the server (it needs the network's
+//! weights anyway): the selection it decodes with comes from its local copy,
+//! and the server's listing must report the same `manifest.json` hash, so a
+//! client can never silently decode with a different mask.
+//!
+//! Bytes are counted as received, i.e. after compression: `wire_bytes` is the
+//! sum of response bodies as they arrived; HTTP status lines and headers are
+//! estimated from the parsed headers and reported apart. A simulated link
+//! (`bandwidth`) delays reading so that everything received so far, headers
+//! included, never arrives faster than the given rate.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap};
+use serde::Serialize;
+
+use crate::data::Pixels;
+use crate::export::format::Artifact;
+use crate::transfer::api::{ErrorBody, Health, ItemsRequest, Listing};
+use crate::transfer::bandwidth::Bandwidth;
+use crate::transfer::codec::{self, DecodedBatch, Selection};
+use crate::error::{Error, Result};
+
+/// Client settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientConfig {
+    /// The server, e.g. `http://127.0.0.1:8080` (no trailing slash needed).
+    pub base_url: String,
+    /// Items per request (capped by the server's `max_batch`; default 256).
+    pub batch_size: usize,
+    /// Requests in flight at once (default 4).
+    pub concurrency: usize,
+    /// Ask for zstd-compressed responses.
+    pub zstd: bool,
+    /// Simulated link rate; `None` = as fast as the network allows.
+    pub bandwidth: Option<Bandwidth>,
+    /// Per-request timeout (default 60 s).
+    pub timeout: Duration,
+    /// Show a progress bar (only ever drawn when stderr is a terminal).
+    pub progress: bool,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            base_url: "http://127.0.0.1:8080".into(),
+            batch_size: 256,
+            concurrency: 4,
+            zstd: false,
+            bandwidth: None,
+            timeout: Duration::from_secs(60),
+            progress: true,
+        }
+    }
+}
+
+/// What a fetch moved and how fast.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TransferStats {
+    /// Items received.
+    pub items: usize,
+    /// HTTP requests made.
+    pub requests: usize,
+    /// Response body bytes as received (after compression).
+    pub wire_bytes: u64,
+    /// Response body bytes after decompression (the wire-format payloads).
+    pub payload_bytes: u64,
+    /// Estimated HTTP status-line and header bytes of the responses.
+    pub http_header_bytes: u64,
+    /// Bytes a full transfer of the same items would need (all values in
+    /// the stored dtype, no framing).
+    pub full_bytes: u64,
+    /// `wire_bytes / full_bytes`.
+    pub wire_fraction: f64,
+    /// Wall time of the whole fetch, seconds.
+    pub elapsed_s: f64,
+    /// Items per second.
+    pub items_per_s: f64,
+    /// Wire bytes per second.
+    pub wire_bytes_per_s: f64,
+    /// The simulated link rate, bytes per second, if any.
+    pub bandwidth_limit_bytes_per_s: Option<f64>,
+    /// `"zstd"` if requested, else `"none"`.
+    pub compression: String,
+    /// Items per request used.
+    pub batch_size: usize,
+    /// Requests in flight used.
+    pub concurrency: usize,
+}
+
+/// Items of a split, decoded, in the order asked for.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// Dense stored values (0 where not sent), labels, indices.
+    pub batch: DecodedBatch,
+    /// The selection the payloads were decoded with.
+    pub selection: Selection,
+    /// Transfer measurements.
+    pub stats: TransferStats,
+}
+
+impl Fetched {
+    /// The network's input: normalised sent values, 0 elsewhere, times the
+    /// artifact's input-drop-upscaling factor; row-major `[N, C, H, W]`.
+    pub fn network_input(&self, artifact: &Artifact) -> Result<Vec<f32>> {
+        let m = &artifact.manifest;
+        self.batch.masked_normalised(
+            &self.selection,
+            &m.dataset.normalisation,
+            m.mask.input_drop_upscaling as f32,
+        )
+    }
+}
+
+/// Paces reading so that bytes received / elapsed never exceeds the rate.
+struct Throttle {
+    bytes_per_s: f64,
+    start: Instant,
+    received: AtomicU64,
+}
+
+impl Throttle {
+    /// Accounts `n` more bytes and sleeps until the link could have
+    /// delivered everything so far.
+    async fn consume(&self, n: u64) {
+        let total = self.received.fetch_add(n, Ordering::Relaxed) + n;
+        let due = self.start + Duration::from_secs_f64(total as f64 / self.bytes_per_s);
+        tokio::time::sleep_until(due.into()).await;
+    }
+}
+
+/// Bytes of one response.
+#[derive(Debug, Clone, Copy, Default)]
+struct ResponseBytes {
+    wire: u64,
+    payload: u64,
+    headers: u64,
+}
+
+/// Estimated size of an HTTP/1.1 status line and headers.
+fn header_bytes(status: reqwest::StatusCode, headers: &HeaderMap) -> u64 {
+    let status_line = "HTTP/1.1 ".len() + 3 + 1 + status.canonical_reason().map_or(0, str::len) + 2;
+    let fields: usize = headers.iter().map(|(k, v)| k.as_str().len() + 2 + v.len() + 2).sum();
+    (status_line + fields + 2) as u64
+}
+
+/// A connection to one server.
+#[derive(Debug, Clone)]
+pub struct TransferClient {
+    http: reqwest::Client,
+    base: String,
+    config: ClientConfig,
+}
+
+impl TransferClient {
+    /// A client for `config.base_url`.
+    pub fn new(config: ClientConfig) -> Result<Self> {
+        // reqwest is built without a default TLS crypto provider; use ring
+        // (already in the main crate's tree). Fails harmlessly if the process
+        // installed one before.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let base = config.base_url.trim_end_matches('/').to_string();
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(|source| Error::Http {
+                url: base.clone(),
+                source,
+            })?;
+        Ok(TransferClient { http, base, config })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let url = self.url(path);
+        let resp = self.http.get(&url).send().await.map_err(|source| Error::Http {
+            url: url.clone(),
+            source,
+        })?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|source| Error::Http {
+            url: url.clone(),
+            source,
+        })?;
+        if !status.is_success() {
+            return Err(status_error(&url, status, &body));
+        }
+        serde_json::from_slice(&body).map_err(|e| Error::Mismatch {
+            url,
+            reason: format!("unexpected json: {e}"),
+        })
+    }
+
+    /// `GET /health`.
+    pub async fn health(&self) -> Result<Health> {
+        self.get_json("/health").await
+    }
+
+    /// `GET /v1/datasets`.
+    pub async fn listing(&self) -> Result<Listing> {
+        self.get_json("/v1/datasets").await
+    }
+
+    /// Fetches one batch (`POST`), decodes it and checks it holds `indices`.
+    pub async fn fetch_batch(
+        &self,
+        artifact_id: &str,
+        split: &str,
+        indices: &[u32],
+        selection: &Selection,
+    ) -> Result<DecodedBatch> {
+        Ok(self
+            .fetch_batch_counted(artifact_id, split, indices, selection, None)
+            .await?
+            .0)
+    }
+
+    async fn fetch_batch_counted(
+        &self,
+        artifact_id: &str,
+        split: &str,
+        indices: &[u32],
+        selection: &Selection,
+        throttle: Option<&Throttle>,
+    ) -> Result<(DecodedBatch, ResponseBytes)> {
+        let url = self.url(&format!("/v1/artifacts/{artifact_id}/items/{split}"));
+        let body = ItemsRequest {
+            indices: indices.iter().map(|&i| i as u64).collect(),
+        };
+        let mut req = self.http.post(&url).json(&body);
+        if self.config.zstd {
+            req = req.header(ACCEPT_ENCODING, "zstd");
+        }
+        let http_err = |source: reqwest::Error| Error::Http {
+            url: url.clone(),
+            source,
+        };
+        let mut resp = req.send().await.map_err(http_err)?;
+        let status = resp.status();
+        let mut bytes = ResponseBytes {
+            headers: header_bytes(status, resp.headers()),
+            ..Default::default()
+        };
+        if let Some(t) = throttle {
+            t.consume(bytes.headers).await;
+        }
+        let zstd = resp
+            .headers()
+            .get(CONTENT_ENCODING)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"zstd"));
+        let content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let mut wire = Vec::with_capacity(resp.content_length().unwrap_or(0).min(1 << 26) as usize);
+        while let Some(chunk) = resp.chunk().await.map_err(http_err)? {
+            wire.extend_from_slice(&chunk);
+            if let Some(t) = throttle {
+                t.consume(chunk.len() as u64).await;
+            }
+        }
+        bytes.wire = wire.len() as u64;
+        if !status.is_success() {
+            return Err(status_error(&url, status, &wire));
+        }
+        if content_type.as_deref() != Some(codec::CONTENT_TYPE) {
+            return Err(Error::Mismatch {
+                url,
+                reason: format!("content type {content_type:?}, expected {}", codec::CONTENT_TYPE),
+            });
+        }
+        let payload = if zstd {
+            // Bound decompression by the largest payload this batch can be
+            // (f32: the widest dtype), so a hostile stream cannot balloon.
+            let limit = selection.max_payload_bytes(crate::export::format::StoredDtype::F32, indices.len());
+            zstd::bulk::decompress(&wire, limit).map_err(|e| Error::payload(format!("zstd: {e}")))?
+        } else {
+            wire
+        };
+        bytes.payload = payload.len() as u64;
+        let decoded = codec::unpack(&payload, selection)?;
+        if decoded.indices != indices {
+            return Err(Error::Mismatch {
+                url,
+                reason: format!("asked for {} items, payload holds other indices", indices.len()),
+            });
+        }
+        Ok((decoded, bytes))
+    }
+
+    /// Fetches `indices` (all items when `None`) of `split` under the
+    /// artifact the server serves as `artifact_id`, which must be the same
+    /// as the local `artifact`. Items come back in the order asked for.
+    pub async fn fetch_split(
+        &self,
+        artifact_id: &str,
+        artifact: &Artifact,
+        split: &str,
+        indices: Option<Vec<u32>>,
+    ) -> Result<Fetched> {
+        let listing_url = self.url("/v1/datasets");
+        let listing = self.listing().await?;
+        let served = listing
+            .artifacts
+            .iter()
+            .find(|a| a.id == artifact_id)
+            .ok_or_else(|| Error::Mismatch {
+                url: listing_url.clone(),
+                reason: format!("the server serves no artifact '{artifact_id}'"),
+            })?;
+        if served.manifest_sha256 != artifact.manifest_sha256 {
+            return Err(Error::Mismatch {
+                url: listing_url,
+                reason: format!(
+                    "artifact '{artifact_id}' differs from the local one at {} (manifest sha-256 {} on the server, {} here)",
+                    artifact.dir.display(),
+                    served.manifest_sha256,
+                    artifact.manifest_sha256
+                ),
+            });
+        }
+        let n_items = listing
+            .datasets
+            .iter()
+            .find(|d| d.name == served.dataset)
+            .and_then(|d| d.splits.iter().find(|s| s.name == split))
+            .map(|s| s.items)
+            .ok_or_else(|| Error::Mismatch {
+                url: listing_url.clone(),
+                reason: format!("dataset '{}' has no split '{split}' on the server", served.dataset),
+            })?;
+        let indices = match indices {
+            Some(v) => v,
+            None => (0..u32::try_from(n_items).unwrap_or(u32::MAX)).collect(),
+        };
+        let selection = Arc::new(Selection::for_artifact(artifact)?);
+        let batch_size = self.config.batch_size.clamp(1, listing.limits.max_batch.max(1));
+        let chunks: Arc<Vec<Vec<u32>>> = Arc::new(indices.chunks(batch_size).map(<[u32]>::to_vec).collect());
+        let concurrency = self.config.concurrency.max(1).min(chunks.len().max(1));
+
+        let progress = if self.config.progress && std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(indices.len() as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} items, {per_sec}, eta {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_message(format!("fetching {split}"));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+
+        let start = Instant::now();
+        let throttle = self.config.bandwidth.map(|b| {
+            Arc::new(Throttle {
+                bytes_per_s: b.bytes_per_s(),
+                start,
+                received: AtomicU64::new(0),
+            })
+        });
+        let next = Arc::new(AtomicUsize::new(0));
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..concurrency {
+            let (client, chunks, next, selection) = (self.clone(), chunks.clone(), next.clone(), selection.clone());
+            let (throttle, progress) = (throttle.clone(), progress.clone());
+            let (id, split) = (artifact_id.to_string(), split.to_string());
+            workers.spawn(async move {
+                let mut got = Vec::new();
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(chunk) = chunks.get(k) else { break };
+                    let r = client
+                        .fetch_batch_counted(&id, &split, chunk, &selection, throttle.as_deref())
+                        .await?;
+                    progress.inc(chunk.len() as u64);
+                    got.push((k, r));
+                }
+                Result::Ok(got)
+            });
+        }
+        let mut parts = Vec::with_capacity(chunks.len());
+        while let Some(joined) = workers.join_next().await {
+            let got = joined.map_err(|e| Error::payload(format!("fetch worker failed: {e}")))??;
+            parts.extend(got);
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        progress.finish_and_clear();
+        parts.sort_by_key(|(k, _)| *k);
+
+        let m = &artifact.manifest;
+        let mut totals = ResponseBytes::default();
+        let n = m.dataset.values_per_item();
+        let mut out = DecodedBatch {
+            shape: m.dataset.shape,
+            indices: Vec::with_capacity(indices.len()),
+            labels: Vec::with_capacity(indices.len()),
+            values: match m.dataset.dtype {
+                crate::export::format::StoredDtype::U8 => Pixels::U8(Vec::with_capacity(indices.len() * n)),
+                crate::export::format::StoredDtype::F32 => Pixels::F32(Vec::with_capacity(indices.len() * n)),
+            },
+            cell_masks: matches!(*selection, Selection::Dynamic(_)).then(Vec::new),
+        };
+        for (_, (part, bytes)) in parts {
+            totals.wire += bytes.wire;
+            totals.payload += bytes.payload;
+            totals.headers += bytes.headers;
+            out.indices.extend_from_slice(&part.indices);
+            out.labels.extend_from_slice(&part.labels);
+            match (&mut out.values, part.values) {
+                (Pixels::U8(a), Pixels::U8(b)) => a.extend_from_slice(&b),
+                (Pixels::F32(a), Pixels::F32(b)) => a.extend_from_slice(&b),
+                _ => {
+                    return Err(Error::Mismatch {
+                        url: self.base.clone(),
+                        reason: format!("payload dtype differs from the artifact's {}", m.dataset.dtype.as_str()),
+                    });
+                }
+            }
+            if let (Some(a), Some(b)) = (out.cell_masks.as_mut(), part.cell_masks) {
+                a.extend_from_slice(&b);
+            }
+        }
+        let items = out.indices.len();
+        let full_bytes = (items * n * m.dataset.dtype.value_bytes()) as u64;
+        let stats = TransferStats {
+            items,
+            requests: chunks.len(),
+            wire_bytes: totals.wire,
+            payload_bytes: totals.payload,
+            http_header_bytes: totals.headers,
+            full_bytes,
+            wire_fraction: if full_bytes > 0 {
+                totals.wire as f64 / full_bytes as f64
+            } else {
+                0.0
+            },
+            elapsed_s: elapsed,
+            items_per_s: if elapsed > 0.0 { items as f64 / elapsed } else { 0.0 },
+            wire_bytes_per_s: if elapsed > 0.0 {
+                totals.wire as f64 / elapsed
+            } else {
+                0.0
+            },
+            bandwidth_limit_bytes_per_s: self.config.bandwidth.map(|b| b.bytes_per_s()),
+            compression: if self.config.zstd { "zstd" } else { "none" }.into(),
+            batch_size,
+            concurrency,
+        };
+        let selection = Arc::try_unwrap(selection).unwrap_or_else(|s| (*s).clone());
+        Ok(Fetched {
+            batch: out,
+            selection,
+            stats,
+        })
+    }
+}
+
+/// A [`Error::Status`] from an error response (its JSON message if
+/// it has one).
+fn status_error(url: &str, status: reqwest::StatusCode, body: &[u8]) -> Error {
+    let message = serde_json::from_slice::<ErrorBody>(body)
+        .map(|b| b.error)
+        .unwrap_or_else(|_| String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned());
+    Error::Status {
+        url: url.to_string(),
+        status: status.as_u16(),
+        message,
+    }
+}
+
+/// [`TransferClient::fetch_split`] for synchronous callers: runs its own
+/// two-thread tokio runtime. Must not be called from inside a runtime.
+pub fn fetch_split_blocking(
+    config: ClientConfig,
+    artifact_id: &str,
+    artifact: &Artifact,
+    split: &str,
+    indices: Option<Vec<u32>>,
+) -> Result<Fetched> {
+    let runtime = blocking_runtime("fetch_split_blocking")?;
+    let client = TransferClient::new(config)?;
+    runtime.block_on(client.fetch_split(artifact_id, artifact, split, indices))
+}
+
+/// A small multi-thread runtime for blocking entry points.
+pub(crate) fn blocking_runtime(what: &str) -> Result<tokio::runtime::Runtime> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::Setup {
+            what: "runtime for",
+            name: what.to_string(),
+            reason: "called inside a tokio runtime; use the async function instead".into(),
+        });
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("tokio runtime", e))
+}

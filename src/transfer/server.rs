@@ -1,0 +1,832 @@
+//! The storage server: holds datasets in memory and sends only the selected
+//! values of requested items.
+//!
+//! [`router`] builds the whole HTTP application from a [`ServerState`]
+//! without touching a socket, so tests drive it with `tower::ServiceExt::oneshot`
+//! (as axum's `examples/testing` does); [`serve`] runs it on a listener until
+//! a shutdown future resolves (graceful: in-flight requests finish).
+//!
+//! Robustness: every request-derived value (ids, split names, indices, JSON,
+//! headers) is checked and answered with a 4xx [`ApiError`] naming the value;
+//! nothing on the request path unwraps. CPU work (packing, compression, the
+//! dynamic masker) runs on tokio's blocking pool so one large batch cannot
+//! stall the async workers; a panic there, or anywhere in a handler (caught
+//! by `CatchPanicLayer`), becomes a logged 500 and the server keeps serving.
+//! Limits: request body size, batch size, response size, a per-request
+//! timeout and a global bound on requests in flight.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{BoxError, Json, Router};
+use tower::ServiceBuilder;
+
+use crate::data::{ImageSet, Pixels};
+use crate::export::format::{Artifact, ArtifactMask, Normalisation, StoredDtype};
+use crate::masks::granularity::CellLayout;
+use crate::transfer::api::{
+    ArtifactListing, DatasetListing, ErrorBody, Health, ItemsRequest, LimitsListing, Listing, SplitListing, WireListing,
+};
+use crate::transfer::codec::{self, ItemRef, Selection, StaticPlan};
+use crate::error::{Error, Result};
+use crate::transfer::is_plain_name;
+
+/// Server limits and settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// Most indices in one POST (default 1024).
+    pub max_batch: usize,
+    /// Largest request body in bytes (default 1 MiB: 1024 indices of up to
+    /// 10 digits need ~12 kB).
+    pub max_body_bytes: usize,
+    /// Largest uncompressed payload one request may produce (default 256 MiB;
+    /// 1024 full 384×384×3 u8 items are 453 MB).
+    pub max_response_bytes: usize,
+    /// Per-request timeout (default 30 s), including time queued for a slot.
+    pub request_timeout: Duration,
+    /// Requests handled at once; further ones wait (default 64).
+    pub max_concurrency: usize,
+    /// zstd level for `Accept-Encoding: zstd` (default 3: zstd's default,
+    /// fast enough not to be the bottleneck of a 1 Gbit/s link).
+    pub zstd_level: i32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_batch: 1024,
+            max_body_bytes: 1 << 20,
+            max_response_bytes: 256 << 20,
+            request_timeout: Duration::from_secs(30),
+            max_concurrency: 64,
+            zstd_level: 3,
+        }
+    }
+}
+
+/// Error type of a [`DynamicMasker`].
+pub type MaskerError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Computes per-item cell masks on the server (dynamic masks). The main
+/// crate implements it with the artifact's mask model (Burn); this crate only
+/// calls it, on tokio's blocking pool.
+pub trait DynamicMasker: Send + Sync {
+    /// The cell mask of one item: `item` is the normalised input, row-major
+    /// `[C, H, W]` (`layout.n_values()` values); returns `layout.n_cells()`
+    /// booleans, row-major `[c, h, w]`, `true` = send the cell.
+    fn cell_mask(&self, item: &[f32], layout: &CellLayout) -> Result<Vec<bool>, MaskerError>;
+
+    /// Cell masks of `n` items stored back to back in `items`. The default
+    /// calls [`DynamicMasker::cell_mask`] per item; override it to run the
+    /// mask model on the whole batch at once.
+    fn cell_masks(&self, items: &[f32], n: usize, layout: &CellLayout) -> Result<Vec<Vec<bool>>, MaskerError> {
+        let len = layout.n_values();
+        (0..n)
+            .map(|k| {
+                let item = items
+                    .get(k * len..(k + 1) * len)
+                    .ok_or("fewer item values than items")?;
+                self.cell_mask(item, layout)
+            })
+            .collect()
+    }
+}
+
+/// A dataset held in memory.
+struct ServedDataset {
+    shape: [usize; 3],
+    dtype: StoredDtype,
+    splits: BTreeMap<String, Arc<ImageSet>>,
+}
+
+/// How an artifact's items are selected, ready to serve.
+#[derive(Clone)]
+enum ServedMask {
+    Static(Arc<StaticPlan>),
+    Dynamic {
+        layout: Arc<CellLayout>,
+        masker: Arc<dyn DynamicMasker>,
+        norm: Arc<Normalisation>,
+    },
+}
+
+/// An artifact, reduced to what serving needs (no network weights).
+struct ServedArtifact {
+    listing: ArtifactListing,
+    mask: ServedMask,
+}
+
+/// Everything the server holds: datasets by name, artifacts by id, limits.
+pub struct ServerState {
+    config: ServerConfig,
+    datasets: BTreeMap<String, ServedDataset>,
+    artifacts: BTreeMap<String, ServedArtifact>,
+}
+
+fn setup_err(what: &'static str, name: &str, reason: impl Into<String>) -> Error {
+    Error::Setup {
+        what,
+        name: name.to_string(),
+        reason: reason.into(),
+    }
+}
+
+impl ServerState {
+    /// An empty state with `config`.
+    pub fn new(config: ServerConfig) -> Self {
+        ServerState {
+            config,
+            datasets: BTreeMap::new(),
+            artifacts: BTreeMap::new(),
+        }
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Adds dataset `name` with its splits (e.g. `("test", set)`); all
+    /// splits must share one shape and dtype.
+    pub fn add_dataset(
+        &mut self,
+        name: &str,
+        splits: impl IntoIterator<Item = (String, ImageSet)>,
+    ) -> Result<()> {
+        if !is_plain_name(name) {
+            return Err(setup_err(
+                "dataset",
+                name,
+                "not a plain name (letters, digits, '.', '_', '-')",
+            ));
+        }
+        if self.datasets.contains_key(name) {
+            return Err(setup_err("dataset", name, "already added"));
+        }
+        let mut served: Option<ServedDataset> = None;
+        for (split, set) in splits {
+            if !is_plain_name(&split) {
+                return Err(setup_err(
+                    "dataset",
+                    name,
+                    format!("split '{split}' is not a plain name"),
+                ));
+            }
+            if set.labels.len() > u32::MAX as usize || set.pixels.len() != set.len() * set.item_len() {
+                return Err(setup_err(
+                    "dataset",
+                    name,
+                    format!(
+                        "split '{split}' holds {} values for {} items of {:?} (or more than 2^32 items)",
+                        set.pixels.len(),
+                        set.len(),
+                        set.shape
+                    ),
+                ));
+            }
+            let dtype = StoredDtype::of(&set.pixels);
+            let d = served.get_or_insert_with(|| ServedDataset {
+                shape: set.shape,
+                dtype,
+                splits: BTreeMap::new(),
+            });
+            if d.shape != set.shape || d.dtype != dtype {
+                return Err(setup_err(
+                    "dataset",
+                    name,
+                    format!(
+                        "split '{split}' is {:?} {}, others {:?} {}",
+                        set.shape,
+                        dtype.as_str(),
+                        d.shape,
+                        d.dtype.as_str()
+                    ),
+                ));
+            }
+            if d.splits.insert(split.clone(), Arc::new(set)).is_some() {
+                return Err(setup_err("dataset", name, format!("split '{split}' given twice")));
+            }
+        }
+        let served = served.ok_or_else(|| setup_err("dataset", name, "no split given"))?;
+        self.datasets.insert(name.to_string(), served);
+        Ok(())
+    }
+
+    fn check_artifact(&self, id: &str, artifact: &Artifact) -> Result<()> {
+        if !is_plain_name(id) {
+            return Err(setup_err(
+                "artifact",
+                id,
+                "id is not a plain name (letters, digits, '.', '_', '-')",
+            ));
+        }
+        if self.artifacts.contains_key(id) {
+            return Err(setup_err("artifact", id, "id already in use"));
+        }
+        let ds = &artifact.manifest.dataset;
+        let d = self
+            .datasets
+            .get(&ds.name)
+            .ok_or_else(|| setup_err("artifact", id, format!("its dataset '{}' was not added", ds.name)))?;
+        if d.shape != ds.shape || d.dtype != ds.dtype {
+            return Err(setup_err(
+                "artifact",
+                id,
+                format!(
+                    "made for {:?} {} items, dataset '{}' holds {:?} {}",
+                    ds.shape,
+                    ds.dtype.as_str(),
+                    ds.name,
+                    d.shape,
+                    d.dtype.as_str()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn listing(id: &str, artifact: &Artifact, selected: Option<usize>) -> ArtifactListing {
+        let m = &artifact.manifest;
+        ArtifactListing {
+            id: id.to_string(),
+            dataset: m.dataset.name.clone(),
+            mask_type: m.mask.kind,
+            granularity: m.mask.granularity.map(|g| g.to_string()),
+            q: m.mask.q,
+            bytes_fraction: m.mask.bytes_fraction,
+            selected_values: selected,
+            values_per_item: m.dataset.values_per_item(),
+            manifest_sha256: artifact.manifest_sha256.clone(),
+        }
+    }
+
+    /// Serves a static (or mask-less) artifact under `id`.
+    pub fn add_artifact(&mut self, id: &str, artifact: &Artifact) -> Result<()> {
+        self.check_artifact(id, artifact)?;
+        let plan = match Selection::for_artifact(artifact)? {
+            Selection::Static(plan) => plan,
+            Selection::Dynamic(_) => {
+                return Err(setup_err(
+                    "artifact",
+                    id,
+                    "a dynamic artifact needs a mask model: use add_dynamic_artifact",
+                ));
+            }
+        };
+        let listing = Self::listing(id, artifact, Some(plan.n_selected()));
+        self.artifacts.insert(
+            id.to_string(),
+            ServedArtifact {
+                listing,
+                mask: ServedMask::Static(Arc::new(plan)),
+            },
+        );
+        Ok(())
+    }
+
+    /// Serves a dynamic artifact under `id`, computing masks with `masker`.
+    pub fn add_dynamic_artifact(
+        &mut self,
+        id: &str,
+        artifact: &Artifact,
+        masker: Arc<dyn DynamicMasker>,
+    ) -> Result<()> {
+        self.check_artifact(id, artifact)?;
+        let ArtifactMask::Dynamic { layout, .. } = &artifact.mask else {
+            return Err(setup_err("artifact", id, "not a dynamic artifact: use add_artifact"));
+        };
+        let listing = Self::listing(id, artifact, None);
+        self.artifacts.insert(
+            id.to_string(),
+            ServedArtifact {
+                listing,
+                mask: ServedMask::Dynamic {
+                    layout: Arc::new(layout.clone()),
+                    masker,
+                    norm: Arc::new(artifact.manifest.dataset.normalisation.clone()),
+                },
+            },
+        );
+        Ok(())
+    }
+
+    /// The `GET /v1/datasets` body.
+    pub fn listing_body(&self) -> Listing {
+        Listing {
+            datasets: self
+                .datasets
+                .iter()
+                .map(|(name, d)| DatasetListing {
+                    name: name.clone(),
+                    shape: d.shape,
+                    dtype: d.dtype,
+                    splits: d
+                        .splits
+                        .iter()
+                        .map(|(s, set)| SplitListing {
+                            name: s.clone(),
+                            items: set.len(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            artifacts: self.artifacts.values().map(|a| a.listing.clone()).collect(),
+            limits: LimitsListing {
+                max_batch: self.config.max_batch,
+                max_body_bytes: self.config.max_body_bytes,
+                max_response_bytes: self.config.max_response_bytes,
+                request_timeout_s: self.config.request_timeout.as_secs_f64(),
+            },
+            wire: WireListing {
+                version: codec::WIRE_VERSION,
+                content_type: codec::CONTENT_TYPE.to_string(),
+                header_bytes: codec::HEADER_BYTES,
+                item_prefix_bytes: codec::ITEM_PREFIX_BYTES,
+                encodings: vec!["zstd".to_string()],
+            },
+        }
+    }
+}
+
+/// What a request can do wrong (4xx) or what went wrong inside (5xx).
+///
+/// Every variant answers with `{"error": "<message>"}`; 5xx messages are
+/// generic and the details go to the log.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// An id or split that is not a plain name (path-like, empty, odd bytes).
+    #[error("invalid {what} '{value}': must be a plain name (letters, digits, '.', '_', '-'; no '/' or '..')")]
+    InvalidName { what: &'static str, value: String },
+    /// A path segment that does not decode.
+    #[error("invalid request path: {reason}")]
+    BadPath { reason: String },
+    /// An item index that is not a non-negative integer.
+    #[error("invalid item index '{value}': expected a non-negative integer")]
+    InvalidIndex { value: String },
+    /// No artifact with this id.
+    #[error("unknown artifact '{id}'; served: {known}")]
+    UnknownArtifact { id: String, known: String },
+    /// No such split in the artifact's dataset.
+    #[error("unknown split '{split}' of dataset '{dataset}'; splits: {known}")]
+    UnknownSplit {
+        split: String,
+        dataset: String,
+        known: String,
+    },
+    /// An index past the end of the split.
+    #[error("item index {index} out of range for split '{split}' ({len} items)")]
+    IndexOutOfRange { index: u64, split: String, len: usize },
+    /// A POST body that is not the expected JSON.
+    #[error("malformed json body: {reason}; expected {{\"indices\": [0, 1, ...]}}")]
+    MalformedJson { reason: String },
+    /// A POST body that is not declared as JSON.
+    #[error("unsupported content type '{found}'; send application/json")]
+    UnsupportedContentType { found: String },
+    /// A body over the size limit.
+    #[error("request body over the limit of {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    /// More indices than allowed in one batch.
+    #[error("batch of {n} indices over the limit of {limit}; split it")]
+    BatchTooLarge { n: usize, limit: usize },
+    /// A batch whose payload would exceed the response limit.
+    #[error("batch would send up to {bytes} bytes, over the limit of {limit}; ask for fewer items")]
+    ResponseTooLarge { bytes: usize, limit: usize },
+    /// No route.
+    #[error("no route for {method} {path}")]
+    NotFound { method: String, path: String },
+    /// A route that exists, with another method.
+    #[error("method {method} not allowed for {path}")]
+    MethodNotAllowed { method: String, path: String },
+    /// The request took longer than the timeout.
+    #[error("request timed out after {secs} s")]
+    Timeout { secs: f64 },
+    /// Anything that is the server's fault; `detail` is logged, not sent.
+    #[error("internal server error")]
+    Internal { detail: String },
+}
+
+impl ApiError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidName { .. }
+            | ApiError::BadPath { .. }
+            | ApiError::InvalidIndex { .. }
+            | ApiError::MalformedJson { .. } => StatusCode::BAD_REQUEST,
+            ApiError::UnknownArtifact { .. }
+            | ApiError::UnknownSplit { .. }
+            | ApiError::IndexOutOfRange { .. }
+            | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::BodyTooLarge { .. } | ApiError::BatchTooLarge { .. } | ApiError::ResponseTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::UnsupportedContentType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn internal(detail: impl Into<String>) -> Self {
+        ApiError::Internal { detail: detail.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            let detail = match &self {
+                ApiError::Internal { detail } => detail.as_str(),
+                _ => "",
+            };
+            tracing::error!(status = status.as_u16(), detail, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), error = %self, "request rejected");
+        }
+        (
+            status,
+            Json(ErrorBody {
+                error: self.to_string(),
+            }),
+        )
+            .into_response()
+    }
+}
+
+/// Builds the application: routes, limits, timeout and panic handling.
+pub fn router(state: Arc<ServerState>) -> Router {
+    let timeout = state.config.request_timeout;
+    let secs = timeout.as_secs_f64();
+    let max_body = state.config.max_body_bytes;
+    let concurrency = state.config.max_concurrency.max(1);
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/datasets", get(datasets))
+        .route("/v1/artifacts/{id}/items/{split}/{index}", get(get_item))
+        .route("/v1/artifacts/{id}/items/{split}", post(post_items))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(
+            ServiceBuilder::new()
+                // Outermost: a panic anywhere below becomes a logged 500.
+                .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+                .layer(HandleErrorLayer::new(move |err: BoxError| async move {
+                    if err.is::<tower::timeout::error::Elapsed>() {
+                        ApiError::Timeout { secs }
+                    } else {
+                        ApiError::internal(format!("middleware: {err}"))
+                    }
+                }))
+                .timeout(timeout)
+                // Shared by every route: at most `concurrency` requests are
+                // handled at once, the rest wait (inside the timeout).
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(concurrency)),
+        )
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("non-string panic");
+    ApiError::internal(format!("handler panicked: {what}")).into_response()
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets requests
+/// in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "listener".into());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::io(addr, e))
+}
+
+/// Resolves on Ctrl-C or SIGTERM: pass to [`serve`] as its shutdown.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing requests in flight");
+}
+
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok".into() })
+}
+
+async fn datasets(State(state): State<Arc<ServerState>>) -> Json<Listing> {
+    Json(state.listing_body())
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::NotFound {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+    }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+    }
+}
+
+fn path_error(rejection: PathRejection) -> ApiError {
+    ApiError::BadPath {
+        reason: rejection.body_text(),
+    }
+}
+
+async fn get_item(
+    State(state): State<Arc<ServerState>>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Path((id, split, index)) = path.map_err(path_error)?;
+    // Validate the names before the index, so a path-like id is reported as such.
+    let (artifact, set) = lookup(&state, &id, &split)?;
+    let index: u64 = index
+        .parse()
+        .map_err(|_| ApiError::InvalidIndex { value: index.clone() })?;
+    respond(&state, artifact, set, &split, vec![index], &headers).await
+}
+
+async fn post_items(
+    State(state): State<Arc<ServerState>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Path((id, split)) = path.map_err(path_error)?;
+    let (artifact, set) = lookup(&state, &id, &split)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let is_json = content_type.as_deref().is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if !is_json {
+        return Err(ApiError::UnsupportedContentType {
+            found: content_type.unwrap_or_else(|| "(none)".into()),
+        });
+    }
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::BodyTooLarge {
+                limit: state.config.max_body_bytes,
+            }
+        } else {
+            ApiError::MalformedJson { reason: r.body_text() }
+        }
+    })?;
+    let req: ItemsRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::MalformedJson { reason: e.to_string() })?;
+    if req.indices.len() > state.config.max_batch {
+        return Err(ApiError::BatchTooLarge {
+            n: req.indices.len(),
+            limit: state.config.max_batch,
+        });
+    }
+    respond(&state, artifact, set, &split, req.indices, &headers).await
+}
+
+/// Checks the names and finds the artifact and the split it serves.
+fn lookup<'s>(state: &'s ServerState, id: &str, split: &str) -> Result<(&'s ServedArtifact, Arc<ImageSet>), ApiError> {
+    if !is_plain_name(id) {
+        return Err(ApiError::InvalidName {
+            what: "artifact id",
+            value: id.to_string(),
+        });
+    }
+    if !is_plain_name(split) {
+        return Err(ApiError::InvalidName {
+            what: "split",
+            value: split.to_string(),
+        });
+    }
+    let artifact = state.artifacts.get(id).ok_or_else(|| ApiError::UnknownArtifact {
+        id: id.to_string(),
+        known: join_keys(state.artifacts.keys()),
+    })?;
+    let dataset_name = &artifact.listing.dataset;
+    let dataset = state
+        .datasets
+        .get(dataset_name)
+        .ok_or_else(|| ApiError::internal(format!("artifact '{id}' refers to missing dataset '{dataset_name}'")))?;
+    let set = dataset.splits.get(split).ok_or_else(|| ApiError::UnknownSplit {
+        split: split.to_string(),
+        dataset: dataset_name.clone(),
+        known: join_keys(dataset.splits.keys()),
+    })?;
+    Ok((artifact, Arc::clone(set)))
+}
+
+fn join_keys<'a>(keys: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<&str> = keys.map(String::as_str).collect();
+    if v.is_empty() { "(none)".into() } else { v.join(", ") }
+}
+
+/// Whether the client accepts zstd (`Accept-Encoding: zstd`, q > 0).
+pub fn accepts_zstd(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| {
+            let mut parts = token.split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            coding.eq_ignore_ascii_case("zstd") && q > 0.0
+        })
+}
+
+/// Checks indices, packs (and compresses) on the blocking pool, answers.
+async fn respond(
+    state: &ServerState,
+    artifact: &ServedArtifact,
+    set: Arc<ImageSet>,
+    split: &str,
+    indices: Vec<u64>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let len = set.len();
+    let mut idx = Vec::with_capacity(indices.len());
+    for &i in &indices {
+        if i >= len as u64 {
+            return Err(ApiError::IndexOutOfRange {
+                index: i,
+                split: split.to_string(),
+                len,
+            });
+        }
+        // len <= u32::MAX was checked when the dataset was added.
+        idx.push(i as u32);
+    }
+    let dtype = StoredDtype::of(&set.pixels);
+    let max_bytes = match &artifact.mask {
+        ServedMask::Static(plan) => codec::static_payload_bytes(idx.len(), plan.n_selected(), dtype),
+        ServedMask::Dynamic { layout, .. } => codec::dynamic_max_payload_bytes(layout, dtype, idx.len()),
+    };
+    if max_bytes > state.config.max_response_bytes {
+        return Err(ApiError::ResponseTooLarge {
+            bytes: max_bytes,
+            limit: state.config.max_response_bytes,
+        });
+    }
+    let zstd_level = accepts_zstd(headers).then_some(state.config.zstd_level);
+    let mask = artifact.mask.clone();
+    let work = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, bool), ApiError> {
+        let payload = match &mask {
+            ServedMask::Static(plan) => codec::pack_static_set(&set, &idx, plan),
+            ServedMask::Dynamic { layout, masker, norm } => {
+                pack_dynamic_items(&set, &idx, layout, masker.as_ref(), norm)
+            }
+        }
+        .map_err(|e| ApiError::internal(format!("packing: {e}")))?;
+        match zstd_level {
+            Some(level) => {
+                let packed =
+                    zstd::bulk::compress(&payload, level).map_err(|e| ApiError::internal(format!("zstd: {e}")))?;
+                // Identity when compression does not pay (random data).
+                Ok(if packed.len() < payload.len() {
+                    (packed, true)
+                } else {
+                    (payload, false)
+                })
+            }
+            None => Ok((payload, false)),
+        }
+    });
+    let (body, compressed) = work
+        .await
+        .map_err(|e| ApiError::internal(format!("packing task failed: {e}")))??;
+    let mut response = Response::new(Body::from(body));
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(codec::CONTENT_TYPE));
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if compressed {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("zstd"));
+    }
+    Ok(response)
+}
+
+/// Normalises the items, asks the masker for their cell masks and packs.
+fn pack_dynamic_items(
+    set: &ImageSet,
+    idx: &[u32],
+    layout: &CellLayout,
+    masker: &dyn DynamicMasker,
+    norm: &Normalisation,
+) -> Result<Vec<u8>> {
+    let n = layout.n_values();
+    let [c, h, w] = layout.input;
+    let plane = h * w;
+    let coef: Vec<(f32, f32)> = (0..c)
+        .map(|ch| (norm.scale as f32 / norm.std[ch], norm.mean[ch] / norm.std[ch]))
+        .collect();
+    let mut normalised = vec![0f32; idx.len() * n];
+    for (k, out) in normalised.chunks_exact_mut(n).enumerate() {
+        let base = idx[k] as usize * n;
+        for (v, o) in out.iter_mut().enumerate() {
+            let (a, b) = coef[v / plane];
+            *o = set.pixels.get(base + v) * a - b;
+        }
+    }
+    let masks = masker
+        .cell_masks(&normalised, idx.len(), layout)
+        .map_err(|e| Error::payload(format!("dynamic masker: {e}")))?;
+    if masks.len() != idx.len() || masks.iter().any(|m| m.len() != layout.n_cells()) {
+        return Err(Error::payload(format!(
+            "dynamic masker returned {} masks for {} items (each needs {} cells)",
+            masks.len(),
+            idx.len(),
+            layout.n_cells()
+        )));
+    }
+    fn items<'a, T>(values: &'a [T], set: &ImageSet, idx: &[u32], n: usize) -> Vec<ItemRef<'a, T>> {
+        idx.iter()
+            .map(|&i| ItemRef {
+                index: i,
+                label: set.labels[i as usize],
+                values: &values[i as usize * n..(i as usize + 1) * n],
+            })
+            .collect()
+    }
+    match &set.pixels {
+        Pixels::U8(v) => codec::pack_dynamic(layout, &items(v, set, idx, n), &masks),
+        Pixels::F32(v) => codec::pack_dynamic(layout, &items(v, set, idx, n), &masks),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zstd_negotiation() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            accepts_zstd(&m)
+        };
+        assert!(h("zstd"));
+        assert!(h("gzip, zstd;q=0.5"));
+        assert!(h("ZSTD"));
+        assert!(!h("zstd;q=0"));
+        assert!(!h("gzip, br"));
+        assert!(!accepts_zstd(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn every_api_error_has_a_4xx_or_5xx_status() {
+        assert_eq!(
+            ApiError::InvalidIndex { value: "x".into() }.status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(ApiError::internal("boom").to_string(), "internal server error");
+    }
+}
