@@ -146,6 +146,77 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 }
             }
         }
+        BenchTarget::Serve => serve(args)?,
+        BenchTarget::Pack => pack(args)?,
+    }
+    Ok(())
+}
+
+/// `bench serve`: the load test of [`crate::transfer::bench::load_test`].
+fn serve(args: &BenchArgs) -> Result<()> {
+    use crate::transfer::bench::{LoadTestConfig, load_test_blocking, synthetic_state};
+    use crate::transfer::server::{ServerConfig, ServerState};
+    let config = LoadTestConfig {
+        requests: args.requests,
+        concurrency: args.concurrency.max(1),
+        batch: args.items_per_request.max(1),
+        zstd: args.zstd,
+        max_seconds: args.max_seconds,
+        ..LoadTestConfig::default()
+    };
+    let (state, id, split) = match &args.artifact {
+        None => synthetic_state(ServerConfig::default(), 10_000)?,
+        Some(dir) => {
+            let artifact = crate::export::read_artifact(dir).with_context(|| format!("reading {}", dir.display()))?;
+            let name: DatasetName = artifact.manifest.dataset.name.parse()?;
+            let dataset = data::load(name, args.data_dir.as_deref())?;
+            let mut state = ServerState::new(ServerConfig::default());
+            state.add_dataset(&name.to_string(), [("test".to_string(), dataset.test)])?;
+            let id = crate::cli::deploy::artifact_id(dir, None)?;
+            crate::commands::deploy::add_served_artifact(&mut state, &id, &artifact)?;
+            (state, id, "test".to_string())
+        }
+    };
+    let r = load_test_blocking(state, &id, &split, &config)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(());
+    }
+    let mib = |k: Option<u64>| k.map_or("unknown".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
+    println!(
+        "bench serve: artifact '{id}', {} requests sent ({} ok, {} errors), {} concurrent, {} item(s) per request, {}",
+        r.requests_sent,
+        r.ok,
+        r.errors,
+        config.concurrency,
+        config.batch,
+        if config.zstd { "zstd" } else { "uncompressed" }
+    );
+    if let Some(e) = &r.first_error {
+        println!("  first error: {e}");
+    }
+    println!("  latency p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms", r.p50_ms, r.p99_ms, r.max_ms);
+    println!("  {:.0} requests/s, {:.0} items/s over {:.2} s{}", r.requests_per_s, r.items_per_s, r.elapsed_s,
+        if r.stopped_by_time_limit { " (stopped by --max-seconds)" } else { "" });
+    println!("  resident memory: start {}, end {}, peak {}", mib(r.rss_start_kib), mib(r.rss_end_kib), mib(r.rss_peak_kib));
+    Ok(())
+}
+
+/// `bench pack`: [`crate::transfer::bench::pack_throughput`].
+fn pack(args: &BenchArgs) -> Result<()> {
+    use crate::transfer::bench::{PackBenchConfig, pack_throughput};
+    let r = pack_throughput(&PackBenchConfig { min_seconds_per_case: args.min_seconds, ..PackBenchConfig::default() })?;
+    if args.json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(());
+    }
+    println!("bench pack: static-mask packing of stored u8 data, {} thread", r.threads);
+    println!("  {:<34} {:>8} {:>8} {:>12} {:>12}", "case", "values", "runs", "source GB/s", "items/s");
+    for c in &r.cases {
+        println!(
+            "  {:<34} {:>8} {:>8} {:>12.2} {:>12.0}",
+            c.name, c.selected_values, c.runs, c.source_gb_per_s, c.items_per_s
+        );
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod data;
+pub mod deploy;
 pub mod error;
 pub mod export;
 pub mod kernels;

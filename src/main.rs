@@ -22,6 +22,12 @@ fn main() {
             selmask::commands::train(args, sub)
         }
         Command::Pretrain(args) => selmask::commands::pretrain_cmd(args),
+        Command::Export(args) => selmask::commands::deploy::export(args),
+        Command::Serve(args) => {
+            init_logging();
+            selmask::commands::deploy::serve(args)
+        }
+        Command::Infer(args) => selmask::commands::deploy::infer(args),
         Command::Bench(args) => selmask::bench::run(args),
     };
     if let Err(err) = result {
@@ -31,4 +37,10 @@ fn main() {
         }
         std::process::exit(1);
     }
+}
+
+/// Server logs (5xx details, shutdown) to stderr; `RUST_LOG`-style levels
+/// are not needed here: warnings and errors always, info for lifecycle.
+fn init_logging() {
+    tracing_subscriber::fmt().with_max_level(tracing::Level::INFO).with_writer(std::io::stderr).init();
 }

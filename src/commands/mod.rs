@@ -1,5 +1,7 @@
 //! What each subcommand does, on validated configurations.
 
+pub mod deploy;
+
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};

@@ -4,6 +4,8 @@
 //! Flag names and defaults of `train` follow the paper's `create_mask.py`,
 //! so its commands translate one to one.
 
+pub mod deploy;
+
 use std::path::PathBuf;
 
 use clap::{ArgAction, ArgMatches, Args, Parser, Subcommand, ValueEnum, parser::ValueSource};
@@ -38,6 +40,12 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Train the network alone (no mask) and save it as the warm-up for --use-warmup-net.
     Pretrain(Box<PretrainArgs>),
+    /// Write one checkpoint of a run as a versioned artifact (manifest, mask.npy, safetensors weights).
+    Export(deploy::ExportArgs),
+    /// Hold a dataset and send only the selected parts of its items to clients (HTTP).
+    Serve(Box<deploy::ServeArgs>),
+    /// Fetch the selected parts of a split from a server and classify them.
+    Infer(Box<deploy::InferArgs>),
     /// Measure speed and memory.
     Bench(BenchArgs),
 }
@@ -265,6 +273,27 @@ pub struct BenchArgs {
     /// Time the phases of the training step and print where the epoch goes.
     #[arg(long)]
     pub profile: bool,
+    /// serve: requests to send.
+    #[arg(long, default_value_t = 10_000)]
+    pub requests: usize,
+    /// serve: requests in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// serve: items per request (1 = GET one item, more = POST a batch).
+    #[arg(long, default_value_t = 1)]
+    pub items_per_request: usize,
+    /// serve: ask for zstd-compressed payloads.
+    #[arg(long)]
+    pub zstd: bool,
+    /// serve: stop after this many seconds even if requests remain.
+    #[arg(long, default_value_t = 60.0)]
+    pub max_seconds: f64,
+    /// serve: an exported artifact to serve with its dataset's test split [default: a synthetic 28x28 dataset with a pixel mask at Q = 0.05].
+    #[arg(long)]
+    pub artifact: Option<PathBuf>,
+    /// pack: minimum measured seconds per case.
+    #[arg(long, default_value_t = 0.5)]
+    pub min_seconds: f64,
 }
 
 /// Benchmarks.
@@ -272,6 +301,10 @@ pub struct BenchArgs {
 pub enum BenchTarget {
     /// One training epoch of LeNet5 + static pixel mask on Fashion-MNIST, batch 128.
     TrainEpoch,
+    /// A bounded load test of the storage server on loopback (p50/p99 latency, items/s, memory).
+    Serve,
+    /// Single-core static-mask packing speed of stored data (GB/s of source data).
+    Pack,
 }
 
 /// Dataset defaults of the paper's code (experiments.py).

@@ -1,0 +1,206 @@
+//! Burn modules to named f32 tensors and back, for safetensors exports.
+//!
+//! Names are the module's field paths (`conv1.weight`, `fc2.bias`), without
+//! the enum variants that wrap them (`Network::LeNet5`), so they read like a
+//! PyTorch `state_dict`. `Linear` weights are stored as PyTorch stores them,
+//! `[out, in]` (Burn keeps `[in, out]`), so `torch.nn.Linear` loads them as
+//! they are; convolution weights already share PyTorch's `[out, in, kh, kw]`.
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::export::{F32Tensor, TensorMap};
+
+/// Path bookkeeping shared by the collector and the loader.
+#[derive(Default)]
+struct Path {
+    /// `(name, container type)` of each level entered.
+    levels: Vec<(String, String)>,
+}
+
+impl Path {
+    fn enter(&mut self, name: &str, container: &str) {
+        self.levels.push((name.to_string(), container.to_string()));
+    }
+
+    fn exit(&mut self) {
+        self.levels.pop();
+    }
+
+    /// The dotted name of the current parameter; enum variants are skipped
+    /// because they are a Rust detail, not part of the network's structure.
+    fn name(&self) -> String {
+        let parts: Vec<&str> = self
+            .levels
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.levels.get(i + 1).is_some_and(|(_, c)| c.starts_with("Enum:")))
+            .map(|(_, (n, _))| n.as_str())
+            .collect();
+        parts.join(".")
+    }
+
+    /// Whether the current parameter is the weight of a `Linear` layer.
+    fn is_linear_weight(&self) -> bool {
+        matches!(self.levels.last(), Some((n, c)) if n == "weight" && c == "Struct:Linear")
+    }
+}
+
+/// Swaps the two axes of a row-major `[r, c]` matrix.
+fn transpose(values: &[f32], [r, c]: [usize; 2]) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    for i in 0..r {
+        for j in 0..c {
+            out[j * r + i] = values[i * c + j];
+        }
+    }
+    out
+}
+
+struct Collector {
+    path: Path,
+    out: TensorMap,
+}
+
+impl ModuleVisitor for Collector {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.exit();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let tensor = param.val();
+        let mut shape = tensor.dims().to_vec();
+        let mut values: Vec<f32> = tensor.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 tensor data");
+        if self.path.is_linear_weight() && D == 2 {
+            values = transpose(&values, [shape[0], shape[1]]);
+            shape.swap(0, 1);
+        }
+        self.out.insert(self.path.name(), F32Tensor { shape, values });
+    }
+}
+
+/// The float parameters of `module` by name (see the module docs).
+pub fn module_tensors<M: Module>(module: &M) -> TensorMap {
+    let mut c = Collector { path: Path::default(), out: TensorMap::new() };
+    module.visit(&mut c);
+    c.out
+}
+
+struct Loader<'a> {
+    path: Path,
+    tensors: &'a TensorMap,
+    what: &'a str,
+    used: usize,
+    error: Option<Error>,
+}
+
+impl ModuleMapper for Loader<'_> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.exit();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if self.error.is_some() {
+            return param;
+        }
+        let name = self.path.name();
+        let linear = self.path.is_linear_weight() && D == 2;
+        let what = self.what;
+        let bad = |reason: String| Error::invalid(what, format!("tensor '{name}'"), reason);
+        let Some(t) = self.tensors.get(&name) else {
+            self.error = Some(bad("missing".into()));
+            return param;
+        };
+        let expected = param.val().dims().to_vec();
+        let mut stored = t.shape.clone();
+        if linear && stored.len() == 2 {
+            stored.swap(0, 1);
+        }
+        if stored != expected {
+            let mut want = expected.clone();
+            if linear {
+                want.swap(0, 1);
+            }
+            self.error = Some(bad(format!("shape {:?}, the network needs {:?}", t.shape, want)));
+            return param;
+        }
+        self.used += 1;
+        let values = if linear { transpose(&t.values, [t.shape[0], t.shape[1]]) } else { t.values.clone() };
+        param.map(|old| {
+            let device = old.device();
+            Tensor::from_data(TensorData::new(values, expected.clone()), &device)
+        })
+    }
+}
+
+/// `module` with every float parameter replaced by the tensor of the same
+/// name in `tensors` (`what` names the file for messages). Missing, extra
+/// or misshapen tensors are errors.
+pub fn load_module_tensors<M: Module>(module: M, tensors: &TensorMap, what: &str) -> Result<M> {
+    let mut loader = Loader { path: Path::default(), tensors, what, used: 0, error: None };
+    let module = module.map(&mut loader);
+    if let Some(e) = loader.error {
+        return Err(e);
+    }
+    if loader.used != tensors.len() {
+        let known = module_tensors(&module);
+        let extra: Vec<&String> = tensors.keys().filter(|k| !known.contains_key(*k)).collect();
+        return Err(Error::invalid(what, "tensors", format!("the network has no {extra:?}")));
+    }
+    Ok(module)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::NetworkConfig;
+
+    #[test]
+    fn lenet5_round_trips_with_pytorch_names_and_layout() {
+        let device = Device::flex();
+        let net = NetworkConfig::by_name("lenet5", [1, 28, 28], 10).unwrap().init(&device);
+        let map = module_tensors(&net);
+        let names: Vec<&str> = map.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            ["conv1.bias", "conv1.weight", "conv2.bias", "conv2.weight", "fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"]
+        );
+        assert_eq!(map["fc1.weight"].shape, [500, 800]);
+        assert_eq!(map["conv2.weight"].shape, [50, 20, 5, 5]);
+
+        let fresh = NetworkConfig::by_name("lenet5", [1, 28, 28], 10).unwrap().init(&device);
+        let loaded = load_module_tensors(fresh, &map, "weights.safetensors").unwrap();
+        assert_eq!(module_tensors(&loaded), map);
+    }
+
+    #[test]
+    fn missing_extra_and_misshapen_tensors_are_named() {
+        let device = Device::flex();
+        let cfg = NetworkConfig::by_name("lenet5", [1, 28, 28], 10).unwrap();
+        let map = module_tensors(&cfg.init(&device));
+
+        let mut missing = map.clone();
+        missing.remove("fc2.bias");
+        let err = load_module_tensors(cfg.init(&device), &missing, "w.safetensors").unwrap_err().to_string();
+        assert!(err.contains("fc2.bias") && err.contains("missing"), "{err}");
+
+        let mut extra = map.clone();
+        extra.insert("fc3.weight".into(), F32Tensor { shape: vec![1], values: vec![0.0] });
+        let err = load_module_tensors(cfg.init(&device), &extra, "w.safetensors").unwrap_err().to_string();
+        assert!(err.contains("fc3.weight"), "{err}");
+
+        let mut wrong = map;
+        wrong.insert("fc1.bias".into(), F32Tensor { shape: vec![3], values: vec![0.0; 3] });
+        let err = load_module_tensors(cfg.init(&device), &wrong, "w.safetensors").unwrap_err().to_string();
+        assert!(err.contains("fc1.bias") && err.contains("[3]") && err.contains("[500]"), "{err}");
+    }
+}
