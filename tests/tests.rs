@@ -17,3 +17,5 @@ mod masks;
 mod optim;
 #[path = "it/training.rs"]
 mod training;
+#[path = "it/deploy.rs"]
+mod deploy;

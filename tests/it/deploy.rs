@@ -1,0 +1,193 @@
+//! Deployment end to end: a trained checkpoint is exported, a real server on
+//! 127.0.0.1:0 sends only the selected values, and the client's predictions
+//! equal the trainer's, item by item, with the bytes on the wire bounded by
+//! Q.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use burn::module::Module;
+use selmask::data::batch::TensorSplit;
+use selmask::data::synthetic::SyntheticData;
+use selmask::deploy::export::{ExportOptions, PointChoice, export_run};
+use selmask::deploy::infer::ClientModel;
+use selmask::export::{Artifact, ArtifactMask, read_artifact};
+use selmask::masks::MaskConfig;
+use selmask::training::checkpoint::SelectionModel;
+use selmask::training::evaluate::evaluate_with_predictions;
+use selmask::training::progress::{Progress, Verbosity};
+use selmask::training::run::{PreparedData, RunSummary};
+use selmask::training::TrainConfig;
+use selmask::transfer::client::{ClientConfig, Fetched, fetch_split_blocking};
+use selmask::transfer::server::{ServerConfig, ServerState, router, serve};
+
+use crate::fixtures::{device, small_synthetic, synthetic_config};
+
+/// A server on 127.0.0.1:0 in its own thread and runtime; stops on drop.
+struct RunningServer {
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RunningServer {
+    fn start(state: ServerState) -> Self {
+        let (url_tx, url_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                url_tx.send(format!("http://{}", listener.local_addr().unwrap())).unwrap();
+                serve(listener, router(Arc::new(state)), async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        RunningServer { url: url_rx.recv().unwrap(), stop: Some(stop), thread: Some(thread) }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Trains `config` briefly and exports its best checkpoint with Q <= `max_q`.
+fn train_and_export(config: &TrainConfig, data: &SyntheticData, dir: &Path, max_q: f64) -> (Artifact, RunSummary) {
+    let device = device();
+    let prepared = PreparedData::new(&data.dataset, config.val_split, config.seed, &device).unwrap();
+    let run = dir.join("run_0");
+    let summary = config.fit(&prepared, &run, 0, &device, &Progress::new(Verbosity::Quiet, "test")).unwrap();
+    let out = dir.join("artifact");
+    let opts = ExportOptions { run_dir: run, choice: PointChoice::Budget(max_q), out: out.clone(), overwrite: false, dtype: None };
+    export_run(&opts).unwrap();
+    (read_artifact(&out).unwrap(), summary)
+}
+
+/// The trainer's own test predictions for the exported checkpoint.
+fn trainer_predictions(artifact: &Artifact, data: &SyntheticData, batch: usize) -> Vec<i64> {
+    let src = &artifact.manifest.source;
+    let model = SelectionModel::load(&Path::new(&src.run_dir).join(&src.checkpoint), &device()).unwrap();
+    let test = TensorSplit::new(&data.dataset.test, &data.dataset.info, &device());
+    let net = model.net.valid();
+    let mask = model.mask.map(|m| m.valid());
+    evaluate_with_predictions(&net, mask.as_ref(), model.meta.tau, &test, batch).1
+}
+
+fn serve_and_fetch(artifact: &Artifact, data: &SyntheticData, zstd: bool) -> Fetched {
+    let mut state = ServerState::new(ServerConfig::default());
+    state.add_dataset("synthetic", [("test".to_string(), data.dataset.test.clone())]).unwrap();
+    selmask::commands::deploy::add_served_artifact(&mut state, "art", artifact).unwrap();
+    let server = RunningServer::start(state);
+    let config = ClientConfig { base_url: server.url.clone(), batch_size: 128, zstd, progress: false, ..ClientConfig::default() };
+    fetch_split_blocking(config, "art", artifact, "test", None).unwrap()
+}
+
+#[test]
+fn static_artifact_served_and_inferred_matches_the_trainer() {
+    let data = small_synthetic(5);
+    let mut config = synthetic_config(&data, 4);
+    // Upscaling on: the client must apply the same factor as the trainer.
+    if let MaskConfig::Static(m) = &mut config.mask {
+        m.input_drop_upscaling = true;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (artifact, _) = train_and_export(&config, &data, dir.path(), 1.0);
+    let m = &artifact.manifest;
+    assert!(m.mask.q < 0.9 && m.mask.input_drop_upscaling > 1.0, "{:?}", m.mask);
+    let ArtifactMask::Static { selected, .. } = &artifact.mask else { panic!("static artifact") };
+
+    let fetched = serve_and_fetch(&artifact, &data, false);
+    let client = ClientModel::new(Arc::new(artifact.clone())).unwrap();
+    let got = client.predict(&fetched.batch, config.eval_batch_size).unwrap();
+    let want = trainer_predictions(&artifact, &data, config.eval_batch_size);
+    assert_eq!(got, want, "client and trainer disagree");
+    let correct = got.iter().zip(&fetched.batch.labels).filter(|&(&p, &l)| p == l as i64).count();
+    assert_eq!(Some(correct as f64 / got.len() as f64), m.accuracy.test);
+
+    // Only the selected values crossed the wire: Q of the raw bytes plus the
+    // documented framing.
+    let s = &fetched.stats;
+    assert_eq!(s.full_bytes, (data.dataset.test.len() * 100) as u64);
+    assert_eq!(s.payload_bytes, (20 * s.requests + s.items * (6 + selected.len())) as u64);
+    let bound = 1.01 * m.mask.bytes_fraction * s.full_bytes as f64 + (20 * s.requests + 6 * s.items) as f64;
+    assert!((s.wire_bytes as f64) <= bound, "{} wire bytes > {bound}", s.wire_bytes);
+
+    let zipped = serve_and_fetch(&artifact, &data, true);
+    assert!(zipped.stats.wire_bytes < s.wire_bytes, "zstd {} vs {}", zipped.stats.wire_bytes, s.wire_bytes);
+    assert_eq!(client.predict(&zipped.batch, config.eval_batch_size).unwrap(), want);
+}
+
+#[test]
+fn dynamic_artifact_served_and_inferred_matches_the_trainer() {
+    use selmask::masks::dynamic::DynamicMaskConfig;
+    use selmask::masks::dynamic::models::MaskModelKind;
+    let data = small_synthetic(6);
+    let mut config = synthetic_config(&data, 3);
+    config.mask_type = selmask::training::MaskType::Dynamic;
+    config.optim.lr_mask = 0.002;
+    config.lambda.init = 0.05;
+    config.mask = MaskConfig::Dynamic(DynamicMaskConfig {
+        input_shape: data.dataset.info.shape,
+        granularity: "block:2".parse().unwrap(),
+        model: MaskModelKind::Linear,
+        server_hw: None,
+        learn_static: true,
+        learn_dynamic: true,
+        init_mean: 3.0,
+        init_std: 0.01,
+        input_drop_upscaling: true,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (artifact, _) = train_and_export(&config, &data, dir.path(), 1.0);
+    assert!(matches!(artifact.mask, ArtifactMask::Dynamic { .. }));
+
+    let fetched = serve_and_fetch(&artifact, &data, false);
+    let client = ClientModel::new(Arc::new(artifact.clone())).unwrap();
+    let got = client.predict(&fetched.batch, config.eval_batch_size).unwrap();
+    let want = trainer_predictions(&artifact, &data, config.eval_batch_size);
+    assert_eq!(got, want, "client and trainer disagree");
+    // The masks the server computed select what the trainer's masks did: Q
+    // of the sent cells equals the checkpoint's recorded Q.
+    let masks = fetched.batch.cell_masks.as_ref().unwrap();
+    let q = masks.iter().filter(|&&b| b).count() as f64 / masks.len() as f64;
+    assert!((q - artifact.manifest.mask.q).abs() < 1e-9, "served Q {q} vs recorded {}", artifact.manifest.mask.q);
+}
+
+#[test]
+fn export_errors_name_the_problem_and_keep_the_old_artifact() {
+    let data = small_synthetic(7);
+    let config = synthetic_config(&data, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let (artifact, _) = train_and_export(&config, &data, dir.path(), 1.0);
+    let before = std::fs::read(artifact.dir.join("manifest.json")).unwrap();
+    let run = dir.path().join("run_0");
+    // Exists already.
+    let opts = ExportOptions {
+        run_dir: run.clone(),
+        choice: PointChoice::Budget(1.0),
+        out: artifact.dir.clone(),
+        overwrite: false,
+        dtype: None,
+    };
+    let err = export_run(&opts).unwrap_err().to_string();
+    assert!(err.contains("artifact") && err.contains("exists"), "{err}");
+    // No checkpoint in that interval / within that budget.
+    let err = export_run(&ExportOptions { choice: PointChoice::Budget(0.0), ..opts.clone() }).unwrap_err().to_string();
+    assert!(err.contains("max-q") && err.contains("Q intervals"), "{err}");
+    let err = export_run(&ExportOptions { choice: PointChoice::Interval(0.001), ..opts.clone() }).unwrap_err().to_string();
+    assert!(err.contains("q") && err.contains("no checkpoint"), "{err}");
+    // Not a run directory.
+    let err = export_run(&ExportOptions { run_dir: dir.path().join("nope"), ..opts }).unwrap_err().to_string();
+    assert!(err.contains("summary.json"), "{err}");
+    assert_eq!(std::fs::read(artifact.dir.join("manifest.json")).unwrap(), before);
+}
