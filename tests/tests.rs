@@ -19,3 +19,5 @@ mod optim;
 mod training;
 #[path = "it/deploy.rs"]
 mod deploy;
+#[path = "it/server.rs"]
+mod server;

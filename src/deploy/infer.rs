@@ -13,7 +13,7 @@ use burn::prelude::*;
 use super::ModelDescription;
 use super::weights::load_module_tensors;
 use crate::data::batch::TensorSplit;
-use crate::data::{DatasetInfo, DatasetName};
+use crate::data::{DatasetInfo, DatasetName, ImageSet};
 use crate::error::{Error, Result};
 use crate::export::{Artifact, ArtifactMask};
 use crate::masks::dynamic::DynamicMask;
@@ -106,7 +106,8 @@ impl ClientModel {
     /// Predicted classes of the decoded items, `batch_size` at a time (use
     /// the trainer's evaluation batch size for bit-identical results).
     pub fn predict(&self, decoded: &DecodedBatch, batch_size: usize) -> Result<Vec<i64>> {
-        let set = decoded.clone().into_image_set();
+        // Labels are not needed to predict (a deployment fetches none).
+        let set = ImageSet { shape: decoded.shape, pixels: decoded.values.clone(), labels: vec![0; decoded.len()] };
         let split = TensorSplit::new(&set, &self.info, &self.device);
         let n_cells = match &self.mask {
             ClientMask::Dynamic(m) => m.layout().n_cells(),

@@ -34,9 +34,8 @@ impl Path {
         let parts: Vec<&str> = self
             .levels
             .iter()
-            .enumerate()
-            .filter(|(i, _)| !self.levels.get(i + 1).is_some_and(|(_, c)| c.starts_with("Enum:")))
-            .map(|(_, (n, _))| n.as_str())
+            .filter(|(_, container)| !container.starts_with("Enum:"))
+            .map(|(name, _)| name.as_str())
             .collect();
         parts.join(".")
     }

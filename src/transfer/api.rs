@@ -5,6 +5,8 @@
 //! - `GET /v1/datasets` → [`Listing`]
 //! - `GET /v1/artifacts/{id}/items/{split}/{index}` → one-item payload
 //! - `POST /v1/artifacts/{id}/items/{split}` with [`ItemsRequest`] → payload
+//! - `POST /v1/datasets/{dataset}/labels/{split}` with [`ItemsRequest`] →
+//!   [`LabelsResponse`]
 //! - any 4xx/5xx → [`ErrorBody`]
 
 use serde::{Deserialize, Serialize};
@@ -18,13 +20,22 @@ pub struct Health {
     pub status: String,
 }
 
-/// `POST /v1/artifacts/{id}/items/{split}` body.
+/// `POST /v1/artifacts/{id}/items/{split}` and
+/// `POST /v1/datasets/{dataset}/labels/{split}` body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ItemsRequest {
     /// Item indices in the split; the response keeps this order (duplicates
     /// allowed).
     pub indices: Vec<u64>,
+}
+
+/// `POST /v1/datasets/{dataset}/labels/{split}` answer: `{"labels": [...]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelsResponse {
+    /// One label per requested index, in the order asked for.
+    pub labels: Vec<u16>,
 }
 
 /// Every error response: `{"error": "..."}`.
@@ -113,10 +124,9 @@ pub struct WireListing {
     pub version: u8,
     /// Media type of payloads.
     pub content_type: String,
-    /// Fixed header bytes per response.
+    /// Fixed header bytes per response: the only framing (version 2 sends
+    /// no per-item index or label).
     pub header_bytes: usize,
-    /// Bytes before each item's values.
-    pub item_prefix_bytes: usize,
     /// Content codings offered (`zstd`).
     pub encodings: Vec<String>,
 }

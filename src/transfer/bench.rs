@@ -109,7 +109,6 @@ pub fn pack_throughput(config: &PackBenchConfig) -> Result<PackBench> {
         let items: Vec<ItemRef<'_, u8>> = (0..n_items)
             .map(|i| ItemRef {
                 index: i as u32,
-                label: set.labels[i],
                 values: &values[i * n..(i + 1) * n],
             })
             .collect();

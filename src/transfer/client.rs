@@ -7,11 +7,19 @@
 //! client can never silently decode with a different mask.
 //!
 //! Bytes are counted as received, i.e. after compression: `wire_bytes` is the
-//! sum of response bodies as they arrived; HTTP status lines and headers are
-//! estimated from the parsed headers and reported apart. A simulated link
-//! (`bandwidth`) delays reading so that everything received so far, headers
-//! included, never arrives faster than the given rate.
+//! sum of payload response bodies as they arrived; HTTP status lines and
+//! headers are estimated from the parsed headers and reported apart. A
+//! simulated link (`bandwidth`) delays reading so that everything received
+//! so far, headers included, never arrives faster than the given rate.
+//!
+//! Labels are not model input (a deployment never needs them, evaluation
+//! does), so payloads carry none: with [`ClientConfig::labels`] the client
+//! fetches them from the labels endpoint for the same batches, after the
+//! payloads, and counts them apart (`label_bytes`, `label_http_header_bytes`).
+//! They stay out of `wire_bytes`, `elapsed_s` and the simulated link, which
+//! all describe the data a deployment would move.
 
+use std::future::Future;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -23,7 +31,7 @@ use serde::Serialize;
 
 use crate::data::Pixels;
 use crate::export::format::Artifact;
-use crate::transfer::api::{ErrorBody, Health, ItemsRequest, Listing};
+use crate::transfer::api::{ErrorBody, Health, ItemsRequest, LabelsResponse, Listing};
 use crate::transfer::bandwidth::Bandwidth;
 use crate::transfer::codec::{self, DecodedBatch, Selection};
 use crate::error::{Error, Result};
@@ -45,6 +53,9 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Show a progress bar (only ever drawn when stderr is a terminal).
     pub progress: bool,
+    /// Also fetch the items' labels (default true; needed for evaluation,
+    /// not for inference). Without them `DecodedBatch::labels` is empty.
+    pub labels: bool,
 }
 
 impl Default for ClientConfig {
@@ -57,6 +68,7 @@ impl Default for ClientConfig {
             bandwidth: None,
             timeout: Duration::from_secs(60),
             progress: true,
+            labels: true,
         }
     }
 }
@@ -68,20 +80,28 @@ pub struct TransferStats {
     pub items: usize,
     /// HTTP requests made.
     pub requests: usize,
-    /// Response body bytes as received (after compression).
+    /// Payload response body bytes as received (after compression); labels
+    /// not included.
     pub wire_bytes: u64,
-    /// Response body bytes after decompression (the wire-format payloads).
+    /// Payload response body bytes after decompression (the wire-format
+    /// payloads).
     pub payload_bytes: u64,
-    /// Estimated HTTP status-line and header bytes of the responses.
+    /// Estimated HTTP status-line and header bytes of the payload responses.
     pub http_header_bytes: u64,
+    /// Label requests made (0 when labels were not asked for).
+    pub label_requests: usize,
+    /// Label response body bytes as received (JSON), apart from `wire_bytes`.
+    pub label_bytes: u64,
+    /// Estimated HTTP status-line and header bytes of the label responses.
+    pub label_http_header_bytes: u64,
     /// Bytes a full transfer of the same items would need (all values in
     /// the stored dtype, no framing).
     pub full_bytes: u64,
     /// `wire_bytes / full_bytes`.
     pub wire_fraction: f64,
-    /// Wall time of the whole fetch, seconds.
+    /// Wall time of fetching the payloads, seconds (labels not included).
     pub elapsed_s: f64,
-    /// Items per second.
+    /// Items per second (payloads only).
     pub items_per_s: f64,
     /// Wire bytes per second.
     pub wire_bytes_per_s: f64,
@@ -98,7 +118,8 @@ pub struct TransferStats {
 /// Items of a split, decoded, in the order asked for.
 #[derive(Debug, Clone)]
 pub struct Fetched {
-    /// Dense stored values (0 where not sent), labels, indices.
+    /// Dense stored values (0 where not sent), indices, and labels unless
+    /// [`ClientConfig::labels`] was off.
     pub batch: DecodedBatch,
     /// The selection the payloads were decoded with.
     pub selection: Selection,
@@ -216,7 +237,8 @@ impl TransferClient {
         self.get_json("/v1/datasets").await
     }
 
-    /// Fetches one batch (`POST`), decodes it and checks it holds `indices`.
+    /// Fetches one batch (`POST`) and decodes it as the answer to
+    /// `indices` (its labels stay empty: see [`TransferClient::fetch_labels`]).
     pub async fn fetch_batch(
         &self,
         artifact_id: &str,
@@ -293,14 +315,55 @@ impl TransferClient {
             wire
         };
         bytes.payload = payload.len() as u64;
-        let decoded = codec::unpack(&payload, selection)?;
-        if decoded.indices != indices {
+        // The payload does not name its items: the decoder checks the count
+        // and takes the indices from the request.
+        let decoded = codec::unpack(&payload, selection, indices)?;
+        Ok((decoded, bytes))
+    }
+
+    /// `POST /v1/datasets/{dataset}/labels/{split}`: the labels of
+    /// `indices`, in that order.
+    pub async fn fetch_labels(&self, dataset: &str, split: &str, indices: &[u32]) -> Result<Vec<u16>> {
+        Ok(self.fetch_labels_counted(dataset, split, indices).await?.0)
+    }
+
+    async fn fetch_labels_counted(
+        &self,
+        dataset: &str,
+        split: &str,
+        indices: &[u32],
+    ) -> Result<(Vec<u16>, ResponseBytes)> {
+        let url = self.url(&format!("/v1/datasets/{dataset}/labels/{split}"));
+        let body = ItemsRequest {
+            indices: indices.iter().map(|&i| i as u64).collect(),
+        };
+        let http_err = |source: reqwest::Error| Error::Http {
+            url: url.clone(),
+            source,
+        };
+        let resp = self.http.post(&url).json(&body).send().await.map_err(http_err)?;
+        let status = resp.status();
+        let headers = header_bytes(status, resp.headers());
+        let body = resp.bytes().await.map_err(http_err)?;
+        if !status.is_success() {
+            return Err(status_error(&url, status, &body));
+        }
+        let bytes = ResponseBytes {
+            wire: body.len() as u64,
+            payload: body.len() as u64,
+            headers,
+        };
+        let got: LabelsResponse = serde_json::from_slice(&body).map_err(|e| Error::Mismatch {
+            url: url.clone(),
+            reason: format!("unexpected labels json: {e}"),
+        })?;
+        if got.labels.len() != indices.len() {
             return Err(Error::Mismatch {
                 url,
-                reason: format!("asked for {} items, payload holds other indices", indices.len()),
+                reason: format!("asked for {} labels, got {}", indices.len(), got.labels.len()),
             });
         }
-        Ok((decoded, bytes))
+        Ok((got.labels, bytes))
     }
 
     /// Fetches `indices` (all items when `None`) of `split` under the
@@ -373,34 +436,40 @@ impl TransferClient {
                 received: AtomicU64::new(0),
             })
         });
-        let next = Arc::new(AtomicUsize::new(0));
-        let mut workers = tokio::task::JoinSet::new();
-        for _ in 0..concurrency {
-            let (client, chunks, next, selection) = (self.clone(), chunks.clone(), next.clone(), selection.clone());
+        let parts = {
+            let (client, chunks, selection) = (self.clone(), chunks.clone(), selection.clone());
             let (throttle, progress) = (throttle.clone(), progress.clone());
-            let (id, split) = (artifact_id.to_string(), split.to_string());
-            workers.spawn(async move {
-                let mut got = Vec::new();
-                loop {
-                    let k = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(chunk) = chunks.get(k) else { break };
+            let (id, split) = (Arc::<str>::from(artifact_id), Arc::<str>::from(split));
+            run_chunks(chunks.len(), concurrency, move |k| {
+                let (client, chunks, selection) = (client.clone(), chunks.clone(), selection.clone());
+                let (throttle, progress, id, split) = (throttle.clone(), progress.clone(), id.clone(), split.clone());
+                async move {
+                    let chunk = &chunks[k];
                     let r = client
                         .fetch_batch_counted(&id, &split, chunk, &selection, throttle.as_deref())
                         .await?;
                     progress.inc(chunk.len() as u64);
-                    got.push((k, r));
+                    Ok(r)
                 }
-                Result::Ok(got)
-            });
-        }
-        let mut parts = Vec::with_capacity(chunks.len());
-        while let Some(joined) = workers.join_next().await {
-            let got = joined.map_err(|e| Error::payload(format!("fetch worker failed: {e}")))??;
-            parts.extend(got);
-        }
+            })
+            .await?
+        };
         let elapsed = start.elapsed().as_secs_f64();
         progress.finish_and_clear();
-        parts.sort_by_key(|(k, _)| *k);
+
+        // Labels after the payloads, so they cannot slow the measured data
+        // transfer down; same batches, so the same limits apply.
+        let label_parts = if self.config.labels {
+            let (client, chunks) = (self.clone(), chunks.clone());
+            let (dataset, split) = (Arc::<str>::from(served.dataset.as_str()), Arc::<str>::from(split));
+            run_chunks(chunks.len(), concurrency, move |k| {
+                let (client, chunks, dataset, split) = (client.clone(), chunks.clone(), dataset.clone(), split.clone());
+                async move { client.fetch_labels_counted(&dataset, &split, &chunks[k]).await }
+            })
+            .await?
+        } else {
+            Vec::new()
+        };
 
         let m = &artifact.manifest;
         let mut totals = ResponseBytes::default();
@@ -415,12 +484,11 @@ impl TransferClient {
             },
             cell_masks: matches!(*selection, Selection::Dynamic(_)).then(Vec::new),
         };
-        for (_, (part, bytes)) in parts {
+        for (part, bytes) in parts {
             totals.wire += bytes.wire;
             totals.payload += bytes.payload;
             totals.headers += bytes.headers;
             out.indices.extend_from_slice(&part.indices);
-            out.labels.extend_from_slice(&part.labels);
             match (&mut out.values, part.values) {
                 (Pixels::U8(a), Pixels::U8(b)) => a.extend_from_slice(&b),
                 (Pixels::F32(a), Pixels::F32(b)) => a.extend_from_slice(&b),
@@ -435,6 +503,12 @@ impl TransferClient {
                 a.extend_from_slice(&b);
             }
         }
+        let mut label_totals = ResponseBytes::default();
+        for (labels, bytes) in &label_parts {
+            label_totals.wire += bytes.wire;
+            label_totals.headers += bytes.headers;
+            out.labels.extend_from_slice(labels);
+        }
         let items = out.indices.len();
         let full_bytes = (items * n * m.dataset.dtype.value_bytes()) as u64;
         let stats = TransferStats {
@@ -443,6 +517,9 @@ impl TransferClient {
             wire_bytes: totals.wire,
             payload_bytes: totals.payload,
             http_header_bytes: totals.headers,
+            label_requests: label_parts.len(),
+            label_bytes: label_totals.wire,
+            label_http_header_bytes: label_totals.headers,
             full_bytes,
             wire_fraction: if full_bytes > 0 {
                 totals.wire as f64 / full_bytes as f64
@@ -468,6 +545,42 @@ impl TransferClient {
             stats,
         })
     }
+}
+
+/// Runs `fetch(k)` for `k` in `0..n` with at most `concurrency` in flight;
+/// returns the results in `k` order, or the first error.
+async fn run_chunks<T, F, Fut>(n: usize, concurrency: usize, fetch: F) -> Result<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T>> + Send + 'static,
+{
+    let fetch = Arc::new(fetch);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.max(1).min(n.max(1)) {
+        let (fetch, next) = (fetch.clone(), next.clone());
+        workers.spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                // Workers take the next chunk as they free up, so a slow
+                // response does not hold back a fixed share of the work.
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= n {
+                    break;
+                }
+                got.push((k, fetch(k).await?));
+            }
+            Result::Ok(got)
+        });
+    }
+    let mut parts = Vec::with_capacity(n);
+    while let Some(joined) = workers.join_next().await {
+        let got = joined.map_err(|e| Error::payload(format!("fetch worker failed: {e}")))??;
+        parts.extend(got);
+    }
+    parts.sort_by_key(|(k, _)| *k);
+    Ok(parts.into_iter().map(|(_, r)| r).collect())
 }
 
 /// A [`Error::Status`] from an error response (its JSON message if

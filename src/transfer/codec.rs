@@ -7,23 +7,27 @@
 //! ```text
 //! header, 20 bytes:
 //!   0  magic "SLMX"            4 bytes
-//!   4  version = 1             u8
+//!   4  version = 2             u8
 //!   5  dtype (1 = u8, 2 = f32) u8
 //!   6  flags                   u16   bit 0: dynamic (per-item mask bits follow)
 //!   8  item count              u32
 //!  12  values per item         u32   static: selected values; dynamic: C·H·W
 //!  16  cells per item          u32   dynamic: mask cells; static: 0
-//! per item:
-//!      item index              u32   index in the split
-//!      label                   u16
+//! per item, in request order:
 //!      mask bits               ceil(cells/8) bytes, dynamic only, LSB-first
 //!      values                  in the stored dtype, in mask order
 //! ```
 //!
 //! "Mask order" is ascending row-major `[C, H, W]` value index: the order of
 //! `selected.npy`, and for dynamic masks the order of the values whose cell
-//! bit is set. A static u8 item therefore costs exactly `4 + 2 + n_selected`
-//! bytes, and a response `20 + items · (6 + n_selected)`.
+//! bit is set. A static u8 item therefore costs exactly `n_selected` bytes,
+//! and a response `20 + items · n_selected`: the header is the only framing.
+//!
+//! Items carry neither their index nor their label (version 1 spent 6 bytes
+//! per item on them, 15 % of a Q = 0.05 Fashion-MNIST item). The client
+//! knows which indices it asked for, so the decoders take them and check the
+//! payload's item count against them; labels are evaluation data, not model
+//! input, and come from a separate endpoint (`docs/wire-format.md`).
 //!
 //! The static encoder is the server's hot loop: a [`StaticPlan`] validates
 //! the selection once and precomputes contiguous runs, so packing one item is
@@ -39,12 +43,11 @@ use crate::error::{Error, Result};
 
 /// First four bytes of every payload.
 pub const MAGIC: [u8; 4] = *b"SLMX";
-/// Wire format version this code speaks.
-pub const WIRE_VERSION: u8 = 1;
-/// Bytes of the fixed header, once per response.
+/// Wire format version this code speaks (2: no per-item index or label).
+pub const WIRE_VERSION: u8 = 2;
+/// Bytes of the fixed header, once per response: the only framing of a
+/// static payload.
 pub const HEADER_BYTES: usize = 20;
-/// Bytes before each item's values: index (u32) + label (u16).
-pub const ITEM_PREFIX_BYTES: usize = 6;
 /// Header flag: items carry their cell mask bits (dynamic masks).
 pub const FLAG_DYNAMIC: u16 = 1;
 /// The media type of payloads.
@@ -107,8 +110,10 @@ impl Header {
             )));
         }
         if bytes[4] != WIRE_VERSION {
+            // Version 1 laid items out differently (index and label first):
+            // decoding it as version 2 would shift every value.
             return Err(Error::payload(format!(
-                "wire version {} (this decoder knows {WIRE_VERSION})",
+                "wire version {} not supported (this decoder speaks version {WIRE_VERSION} only)",
                 bytes[4]
             )));
         }
@@ -139,6 +144,20 @@ fn u32_at(bytes: &[u8], at: usize) -> u32 {
 /// Callers check `at + 2 <= bytes.len()`.
 fn u16_at(bytes: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([bytes[at], bytes[at + 1]])
+}
+
+/// Checks that a payload announcing `count` items answers a request for
+/// `indices`. Runs before any allocation sized by `count`, so the caller's
+/// own request bounds what a decoder allocates.
+fn check_count(header: &Header, indices: &[u32]) -> Result<usize> {
+    let count = header.item_count as usize;
+    if count != indices.len() {
+        return Err(Error::payload(format!(
+            "{count} items in the payload, {} asked for",
+            indices.len()
+        )));
+    }
+    Ok(count)
 }
 
 /// A stored value type that can go on the wire.
@@ -360,26 +379,27 @@ impl Selection {
     }
 }
 
-/// Exact payload size of `n_items` static items of `n_selected` values
-/// (saturating, so absurd requests compare as huge instead of wrapping).
+/// Exact payload size of `n_items` static items of `n_selected` values:
+/// `20 + n_items · n_selected · dtype size` (saturating, so absurd requests
+/// compare as huge instead of wrapping).
 pub fn static_payload_bytes(n_items: usize, n_selected: usize, dtype: StoredDtype) -> usize {
-    let per = ITEM_PREFIX_BYTES + n_selected * dtype.value_bytes();
+    let per = n_selected.saturating_mul(dtype.value_bytes());
     HEADER_BYTES.saturating_add(n_items.saturating_mul(per))
 }
 
-/// Largest payload of `n_items` dynamic items (every cell selected).
+/// Largest payload of `n_items` dynamic items (every cell selected):
+/// `20 + n_items · (ceil(cells/8) + values · dtype size)`.
 pub fn dynamic_max_payload_bytes(layout: &CellLayout, dtype: StoredDtype, n_items: usize) -> usize {
-    let per = ITEM_PREFIX_BYTES + layout.n_cells().div_ceil(8) + layout.n_values() * dtype.value_bytes();
+    let per = layout.n_cells().div_ceil(8) + layout.n_values() * dtype.value_bytes();
     HEADER_BYTES.saturating_add(n_items.saturating_mul(per))
 }
 
 /// One item to send.
 #[derive(Debug, Clone, Copy)]
 pub struct ItemRef<'a, T> {
-    /// Its index in the split.
+    /// Its index in the split: not sent (the client knows what it asked
+    /// for), only named in errors.
     pub index: u32,
-    /// Its label.
-    pub label: u16,
     /// All its stored values, row-major `[C, H, W]`.
     pub values: &'a [T],
 }
@@ -388,10 +408,10 @@ fn count_u32(n: usize, what: &str) -> Result<u32> {
     u32::try_from(n).map_err(|_| Error::payload(format!("{n} {what} do not fit the u32 field")))
 }
 
-/// Packs items under a static selection: header, then per item index,
-/// label and the selected values in mask order.
+/// Packs items under a static selection: header, then per item the
+/// selected values in mask order.
 pub fn pack_static<T: WireValue>(plan: &StaticPlan, items: &[ItemRef<'_, T>]) -> Result<Vec<u8>> {
-    let per = ITEM_PREFIX_BYTES + plan.n_selected() * T::BYTES;
+    let per = plan.n_selected() * T::BYTES;
     let total = items
         .len()
         .checked_mul(per)
@@ -406,18 +426,20 @@ pub fn pack_static<T: WireValue>(plan: &StaticPlan, items: &[ItemRef<'_, T>]) ->
         cells_per_item: 0,
     }
     .write(&mut out[..HEADER_BYTES]);
-    for (item, chunk) in items.iter().zip(out[HEADER_BYTES..].chunks_exact_mut(per)) {
-        if item.values.len() != plan.n_values {
-            return Err(Error::payload(format!(
-                "item {} has {} values, the selection is for {}",
-                item.index,
-                item.values.len(),
-                plan.n_values
-            )));
+    // Checked for every item first: with an empty selection `per` is 0 and
+    // `chunks_exact_mut` would panic, and nothing is sent to check per chunk.
+    if let Some(item) = items.iter().find(|item| item.values.len() != plan.n_values) {
+        return Err(Error::payload(format!(
+            "item {} has {} values, the selection is for {}",
+            item.index,
+            item.values.len(),
+            plan.n_values
+        )));
+    }
+    if per > 0 {
+        for (item, chunk) in items.iter().zip(out[HEADER_BYTES..].chunks_exact_mut(per)) {
+            T::gather(item.values, plan, chunk);
         }
-        chunk[0..4].copy_from_slice(&item.index.to_le_bytes());
-        chunk[4..6].copy_from_slice(&item.label.to_le_bytes());
-        T::gather(item.values, plan, &mut chunk[ITEM_PREFIX_BYTES..]);
     }
     Ok(out)
 }
@@ -429,17 +451,16 @@ pub fn pack_static_set(set: &ImageSet, indices: &[u32], plan: &StaticPlan) -> Re
             .iter()
             .map(|&i| {
                 let k = i as usize;
-                let label = *set.labels.get(k).ok_or_else(|| {
-                    Error::payload(format!("item index {i} out of range ({} items)", set.labels.len()))
-                })?;
+                if k >= set.len() {
+                    return Err(Error::payload(format!(
+                        "item index {i} out of range ({} items)",
+                        set.len()
+                    )));
+                }
                 let values = values
                     .get(k * n..(k + 1) * n)
                     .ok_or_else(|| Error::payload(format!("item {i} lies outside the stored values")))?;
-                Ok(ItemRef {
-                    index: i,
-                    label,
-                    values,
-                })
+                Ok(ItemRef { index: i, values })
             })
             .collect()
     }
@@ -456,9 +477,9 @@ pub fn pack_static_set(set: &ImageSet, indices: &[u32], plan: &StaticPlan) -> Re
     }
 }
 
-/// Packs items under per-item cell masks: header, then per item index,
-/// label, the mask bits (LSB-first, `ceil(cells/8)` bytes) and the values of
-/// selected cells in mask order.
+/// Packs items under per-item cell masks: header, then per item the mask
+/// bits (LSB-first, `ceil(cells/8)` bytes) and the values of selected cells
+/// in mask order.
 pub fn pack_dynamic<T: WireValue>(
     layout: &CellLayout,
     items: &[ItemRef<'_, T>],
@@ -497,9 +518,7 @@ pub fn pack_dynamic<T: WireValue>(
             .filter(|(on, _)| **on)
             .map(|(_, n)| n)
             .sum();
-        out.reserve(ITEM_PREFIX_BYTES + n_cells.div_ceil(8) + sent * T::BYTES);
-        out.extend_from_slice(&item.index.to_le_bytes());
-        out.extend_from_slice(&item.label.to_le_bytes());
+        out.reserve(n_cells.div_ceil(8) + sent * T::BYTES);
         let bits_at = out.len();
         out.resize(bits_at + n_cells.div_ceil(8), 0);
         for (c, _) in mask.iter().enumerate().filter(|(_, on)| **on) {
@@ -519,9 +538,11 @@ pub fn pack_dynamic<T: WireValue>(
 pub struct DecodedBatch {
     /// Item shape `[C, H, W]`.
     pub shape: [usize; 3],
-    /// Item indices, in payload order.
+    /// Item indices, in payload order: the indices the payload was asked
+    /// for (the payload does not carry them; decoders take them).
     pub indices: Vec<u32>,
-    /// Labels, in payload order.
+    /// Labels, in payload order, when fetched from the labels endpoint;
+    /// empty otherwise (payloads carry no labels).
     pub labels: Vec<u16>,
     /// Dense stored values, row-major `[N, C, H, W]`, 0 where not sent.
     pub values: Pixels,
@@ -541,12 +562,22 @@ impl DecodedBatch {
     }
 
     /// The dense values and labels as an [`ImageSet`] (0 where not sent).
-    pub fn into_image_set(self) -> ImageSet {
-        ImageSet {
+    ///
+    /// An [`ImageSet`] counts its items by its labels, so this needs one
+    /// label per item: a batch decoded without labels is an error here.
+    pub fn into_image_set(self) -> Result<ImageSet> {
+        if self.labels.len() != self.indices.len() {
+            return Err(Error::payload(format!(
+                "{} items but {} labels: fetch labels to build an image set",
+                self.indices.len(),
+                self.labels.len()
+            )));
+        }
+        Ok(ImageSet {
             shape: self.shape,
             pixels: self.values,
             labels: self.labels,
-        }
+        })
     }
 
     /// The network's input: `(v · scale − mean[c]) / std[c] · upscale` at
@@ -609,16 +640,18 @@ impl DecodedBatch {
     }
 }
 
-/// Decodes a payload under `selection`.
-pub fn unpack(bytes: &[u8], selection: &Selection) -> Result<DecodedBatch> {
+/// Decodes the payload that answered a request for `indices` under
+/// `selection`. The result's `indices` are `indices`, its `labels` empty.
+pub fn unpack(bytes: &[u8], selection: &Selection, indices: &[u32]) -> Result<DecodedBatch> {
     match selection {
-        Selection::Static(plan) => unpack_static(bytes, plan),
-        Selection::Dynamic(layout) => unpack_dynamic(bytes, layout),
+        Selection::Static(plan) => unpack_static(bytes, plan, indices),
+        Selection::Dynamic(layout) => unpack_dynamic(bytes, layout, indices),
     }
 }
 
-/// Decodes a static payload into dense items (0 where not sent).
-pub fn unpack_static(bytes: &[u8], plan: &StaticPlan) -> Result<DecodedBatch> {
+/// Decodes a static payload that answered a request for `indices` into
+/// dense items (0 where not sent).
+pub fn unpack_static(bytes: &[u8], plan: &StaticPlan, indices: &[u32]) -> Result<DecodedBatch> {
     let header = Header::parse(bytes)?;
     if header.dynamic || header.cells_per_item != 0 {
         return Err(Error::payload("a dynamic payload, expected a static one"));
@@ -631,17 +664,22 @@ pub fn unpack_static(bytes: &[u8], plan: &StaticPlan) -> Result<DecodedBatch> {
         )));
     }
     match header.dtype {
-        StoredDtype::U8 => unpack_static_typed::<u8>(bytes, &header, plan),
-        StoredDtype::F32 => unpack_static_typed::<f32>(bytes, &header, plan),
+        StoredDtype::U8 => unpack_static_typed::<u8>(bytes, &header, plan, indices),
+        StoredDtype::F32 => unpack_static_typed::<f32>(bytes, &header, plan, indices),
     }
 }
 
-fn unpack_static_typed<T: WireValue>(bytes: &[u8], header: &Header, plan: &StaticPlan) -> Result<DecodedBatch> {
+fn unpack_static_typed<T: WireValue>(
+    bytes: &[u8],
+    header: &Header,
+    plan: &StaticPlan,
+    indices: &[u32],
+) -> Result<DecodedBatch> {
     let body = &bytes[HEADER_BYTES..];
-    let per = ITEM_PREFIX_BYTES + plan.n_selected() * T::BYTES;
-    let count = header.item_count as usize;
-    // Exact length first: this also bounds every allocation below by the
-    // payload's own size.
+    let per = plan.n_selected() * T::BYTES;
+    // The count must match the request: with no per-item framing, that and
+    // the exact length below are all that tie the bytes to the items.
+    let count = check_count(header, indices)?;
     if count.checked_mul(per) != Some(body.len()) {
         return Err(Error::payload(format!(
             "{count} items of {per} bytes need {} bytes after the header, found {}",
@@ -654,30 +692,27 @@ fn unpack_static_typed<T: WireValue>(bytes: &[u8], header: &Header, plan: &Stati
         .checked_mul(n)
         .ok_or_else(|| Error::payload(format!("{count} items of {n} values overflow")))?;
     let mut dense = vec![T::default(); dense_len];
-    let mut indices = Vec::with_capacity(count);
-    let mut labels = Vec::with_capacity(count);
-    for (chunk, item) in body.chunks_exact(per).zip(dense.chunks_exact_mut(n)) {
-        indices.push(u32_at(chunk, 0));
-        labels.push(u16_at(chunk, 4));
-        for (&i, v) in plan
-            .selected
-            .iter()
-            .zip(chunk[ITEM_PREFIX_BYTES..].chunks_exact(T::BYTES))
-        {
-            item[i as usize] = T::read(v);
+    // An empty selection sends nothing per item (`per` = 0): the items stay
+    // all zero, and `chunks_exact(0)` must not be called.
+    if per > 0 {
+        for (chunk, item) in body.chunks_exact(per).zip(dense.chunks_exact_mut(n)) {
+            for (&i, v) in plan.selected.iter().zip(chunk.chunks_exact(T::BYTES)) {
+                item[i as usize] = T::read(v);
+            }
         }
     }
     Ok(DecodedBatch {
         shape: plan.shape,
-        indices,
-        labels,
+        indices: indices.to_vec(),
+        labels: Vec::new(),
         values: T::into_pixels(dense),
         cell_masks: None,
     })
 }
 
-/// Decodes a dynamic payload into dense items and their cell masks.
-pub fn unpack_dynamic(bytes: &[u8], layout: &CellLayout) -> Result<DecodedBatch> {
+/// Decodes a dynamic payload that answered a request for `indices` into
+/// dense items and their cell masks.
+pub fn unpack_dynamic(bytes: &[u8], layout: &CellLayout, indices: &[u32]) -> Result<DecodedBatch> {
     let header = Header::parse(bytes)?;
     if !header.dynamic {
         return Err(Error::payload("a static payload, expected a dynamic one"));
@@ -692,8 +727,8 @@ pub fn unpack_dynamic(bytes: &[u8], layout: &CellLayout) -> Result<DecodedBatch>
         )));
     }
     match header.dtype {
-        StoredDtype::U8 => unpack_dynamic_typed::<u8>(bytes, &header, layout),
-        StoredDtype::F32 => unpack_dynamic_typed::<f32>(bytes, &header, layout),
+        StoredDtype::U8 => unpack_dynamic_typed::<u8>(bytes, &header, layout, indices),
+        StoredDtype::F32 => unpack_dynamic_typed::<f32>(bytes, &header, layout, indices),
     }
 }
 
@@ -701,15 +736,17 @@ fn unpack_dynamic_typed<T: WireValue>(
     bytes: &[u8],
     header: &Header,
     layout: &CellLayout,
+    indices: &[u32],
 ) -> Result<DecodedBatch> {
     let n_cells = layout.n_cells();
     let n = layout.n_values();
     let bits = n_cells.div_ceil(8);
-    let count = header.item_count as usize;
+    let count = check_count(header, indices)?;
     let mut rest = &bytes[HEADER_BYTES..];
-    // Every item needs at least its prefix and bits: bound the count by the
-    // bytes present before allocating anything for it.
-    if count > rest.len() / (ITEM_PREFIX_BYTES + bits) {
+    // Every item needs at least its mask bits: bound the count by the bytes
+    // present too, before allocating anything for it (a layout has at least
+    // one cell, `max(1)` only keeps the division defined).
+    if count > rest.len() / bits.max(1) {
         return Err(Error::payload(format!(
             "{count} items cannot fit in {} bytes",
             rest.len()
@@ -717,15 +754,11 @@ fn unpack_dynamic_typed<T: WireValue>(
     }
     let mut dense = vec![T::default(); count * n];
     let mut masks = vec![false; count * n_cells];
-    let mut indices = Vec::with_capacity(count);
-    let mut labels = Vec::with_capacity(count);
     for k in 0..count {
-        if rest.len() < ITEM_PREFIX_BYTES + bits {
+        if rest.len() < bits {
             return Err(Error::payload(format!("item {k} of {count} is truncated")));
         }
-        indices.push(u32_at(rest, 0));
-        labels.push(u16_at(rest, 4));
-        let mask_bytes = &rest[ITEM_PREFIX_BYTES..ITEM_PREFIX_BYTES + bits];
+        let mask_bytes = &rest[..bits];
         if !n_cells.is_multiple_of(8) && mask_bytes[bits - 1] >> (n_cells % 8) != 0 {
             return Err(Error::payload(format!(
                 "item {k}: padding bits of its mask are set"
@@ -739,7 +772,7 @@ fn unpack_dynamic_typed<T: WireValue>(
                 sent += layout.values_per_cell[c];
             }
         }
-        rest = &rest[ITEM_PREFIX_BYTES + bits..];
+        rest = &rest[bits..];
         let need = sent * T::BYTES;
         if rest.len() < need {
             return Err(Error::payload(format!(
@@ -766,8 +799,8 @@ fn unpack_dynamic_typed<T: WireValue>(
     }
     Ok(DecodedBatch {
         shape: layout.input,
-        indices,
-        labels,
+        indices: indices.to_vec(),
+        labels: Vec::new(),
         values: T::into_pixels(dense),
         cell_masks: Some(masks),
     })

@@ -6,8 +6,13 @@
 //! (as axum's `examples/testing` does); [`serve`] runs it on a listener until
 //! a shutdown future resolves (graceful: in-flight requests finish).
 //!
-//! Robustness: every request-derived value (ids, split names, indices, JSON,
-//! headers) is checked and answered with a 4xx [`ApiError`] naming the value;
+//! Routes: the listing, item payloads per artifact
+//! (`/v1/artifacts/{id}/items/{split}`) and labels per dataset
+//! (`/v1/datasets/{dataset}/labels/{split}`, evaluation only: payloads carry
+//! no labels).
+//!
+//! Robustness: every request-derived value (ids, dataset and split names,
+//! indices, JSON, headers) is checked and answered with a 4xx [`ApiError`] naming the value;
 //! nothing on the request path unwraps. CPU work (packing, compression, the
 //! dynamic masker) runs on tokio's blocking pool so one large batch cannot
 //! stall the async workers; a panic there, or anywhere in a handler (caught
@@ -34,7 +39,8 @@ use crate::data::{ImageSet, Pixels};
 use crate::export::format::{Artifact, ArtifactMask, Normalisation, StoredDtype};
 use crate::masks::granularity::CellLayout;
 use crate::transfer::api::{
-    ArtifactListing, DatasetListing, ErrorBody, Health, ItemsRequest, LimitsListing, Listing, SplitListing, WireListing,
+    ArtifactListing, DatasetListing, ErrorBody, Health, ItemsRequest, LabelsResponse, LimitsListing, Listing,
+    SplitListing, WireListing,
 };
 use crate::transfer::codec::{self, ItemRef, Selection, StaticPlan};
 use crate::error::{Error, Result};
@@ -350,7 +356,6 @@ impl ServerState {
                 version: codec::WIRE_VERSION,
                 content_type: codec::CONTENT_TYPE.to_string(),
                 header_bytes: codec::HEADER_BYTES,
-                item_prefix_bytes: codec::ITEM_PREFIX_BYTES,
                 encodings: vec!["zstd".to_string()],
             },
         }
@@ -375,6 +380,9 @@ pub enum ApiError {
     /// No artifact with this id.
     #[error("unknown artifact '{id}'; served: {known}")]
     UnknownArtifact { id: String, known: String },
+    /// No dataset with this name.
+    #[error("unknown dataset '{name}'; served: {known}")]
+    UnknownDataset { name: String, known: String },
     /// No such split in the artifact's dataset.
     #[error("unknown split '{split}' of dataset '{dataset}'; splits: {known}")]
     UnknownSplit {
@@ -423,6 +431,7 @@ impl ApiError {
             | ApiError::InvalidIndex { .. }
             | ApiError::MalformedJson { .. } => StatusCode::BAD_REQUEST,
             ApiError::UnknownArtifact { .. }
+            | ApiError::UnknownDataset { .. }
             | ApiError::UnknownSplit { .. }
             | ApiError::IndexOutOfRange { .. }
             | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -474,6 +483,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/datasets", get(datasets))
         .route("/v1/artifacts/{id}/items/{split}/{index}", get(get_item))
         .route("/v1/artifacts/{id}/items/{split}", post(post_items))
+        .route("/v1/datasets/{dataset}/labels/{split}", post(post_labels))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -597,6 +607,37 @@ async fn post_items(
 ) -> Result<Response, ApiError> {
     let Path((id, split)) = path.map_err(path_error)?;
     let (artifact, set) = lookup(&state, &id, &split)?;
+    let req = items_request(&state, &headers, body)?;
+    respond(&state, artifact, set, &split, req.indices, &headers).await
+}
+
+/// `POST /v1/datasets/{dataset}/labels/{split}`: the labels of the items,
+/// in the order asked for, as JSON. Labels are evaluation data, not model
+/// input, so they stay out of the payloads and out of `wire_bytes`.
+async fn post_labels(
+    State(state): State<Arc<ServerState>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<LabelsResponse>, ApiError> {
+    let Path((dataset, split)) = path.map_err(path_error)?;
+    let set = lookup_split(&state, &dataset, &split)?;
+    let req = items_request(&state, &headers, body)?;
+    let idx = check_indices(&set, &split, &req.indices)?;
+    // A label lookup per index: cheap enough for the async worker (at most
+    // `max_batch` of them), unlike packing.
+    Ok(Json(LabelsResponse {
+        labels: idx.iter().map(|&i| set.labels[i as usize]).collect(),
+    }))
+}
+
+/// The `{"indices": [...]}` body of a POST: checks the content type, the
+/// body size, the JSON and the batch size, in that order.
+fn items_request(
+    state: &ServerState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<ItemsRequest, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
@@ -627,7 +668,7 @@ async fn post_items(
             limit: state.config.max_batch,
         });
     }
-    respond(&state, artifact, set, &split, req.indices, &headers).await
+    Ok(req)
 }
 
 /// Checks the names and finds the artifact and the split it serves.
@@ -659,6 +700,51 @@ fn lookup<'s>(state: &'s ServerState, id: &str, split: &str) -> Result<(&'s Serv
         known: join_keys(dataset.splits.keys()),
     })?;
     Ok((artifact, Arc::clone(set)))
+}
+
+/// Checks the names and finds split `split` of dataset `dataset`.
+fn lookup_split(state: &ServerState, dataset: &str, split: &str) -> Result<Arc<ImageSet>, ApiError> {
+    if !is_plain_name(dataset) {
+        return Err(ApiError::InvalidName {
+            what: "dataset",
+            value: dataset.to_string(),
+        });
+    }
+    if !is_plain_name(split) {
+        return Err(ApiError::InvalidName {
+            what: "split",
+            value: split.to_string(),
+        });
+    }
+    let d = state.datasets.get(dataset).ok_or_else(|| ApiError::UnknownDataset {
+        name: dataset.to_string(),
+        known: join_keys(state.datasets.keys()),
+    })?;
+    let set = d.splits.get(split).ok_or_else(|| ApiError::UnknownSplit {
+        split: split.to_string(),
+        dataset: dataset.to_string(),
+        known: join_keys(d.splits.keys()),
+    })?;
+    Ok(Arc::clone(set))
+}
+
+/// Checks every index against the split's length (first offender named).
+fn check_indices(set: &ImageSet, split: &str, indices: &[u64]) -> Result<Vec<u32>, ApiError> {
+    let len = set.len();
+    indices
+        .iter()
+        .map(|&i| {
+            if i >= len as u64 {
+                return Err(ApiError::IndexOutOfRange {
+                    index: i,
+                    split: split.to_string(),
+                    len,
+                });
+            }
+            // len <= u32::MAX was checked when the dataset was added.
+            Ok(i as u32)
+        })
+        .collect()
 }
 
 fn join_keys<'a>(keys: impl Iterator<Item = &'a String>) -> String {
@@ -693,19 +779,7 @@ async fn respond(
     indices: Vec<u64>,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let len = set.len();
-    let mut idx = Vec::with_capacity(indices.len());
-    for &i in &indices {
-        if i >= len as u64 {
-            return Err(ApiError::IndexOutOfRange {
-                index: i,
-                split: split.to_string(),
-                len,
-            });
-        }
-        // len <= u32::MAX was checked when the dataset was added.
-        idx.push(i as u32);
-    }
+    let idx = check_indices(&set, split, &indices)?;
     let dtype = StoredDtype::of(&set.pixels);
     let max_bytes = match &artifact.mask {
         ServedMask::Static(plan) => codec::static_payload_bytes(idx.len(), plan.n_selected(), dtype),
@@ -787,18 +861,17 @@ fn pack_dynamic_items(
             layout.n_cells()
         )));
     }
-    fn items<'a, T>(values: &'a [T], set: &ImageSet, idx: &[u32], n: usize) -> Vec<ItemRef<'a, T>> {
+    fn items<'a, T>(values: &'a [T], idx: &[u32], n: usize) -> Vec<ItemRef<'a, T>> {
         idx.iter()
             .map(|&i| ItemRef {
                 index: i,
-                label: set.labels[i as usize],
                 values: &values[i as usize * n..(i as usize + 1) * n],
             })
             .collect()
     }
     match &set.pixels {
-        Pixels::U8(v) => codec::pack_dynamic(layout, &items(v, set, idx, n), &masks),
-        Pixels::F32(v) => codec::pack_dynamic(layout, &items(v, set, idx, n), &masks),
+        Pixels::U8(v) => codec::pack_dynamic(layout, &items(v, idx, n), &masks),
+        Pixels::F32(v) => codec::pack_dynamic(layout, &items(v, idx, n), &masks),
     }
 }
 

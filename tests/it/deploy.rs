@@ -118,8 +118,8 @@ fn static_artifact_served_and_inferred_matches_the_trainer() {
     // documented framing.
     let s = &fetched.stats;
     assert_eq!(s.full_bytes, (data.dataset.test.len() * 100) as u64);
-    assert_eq!(s.payload_bytes, (20 * s.requests + s.items * (6 + selected.len())) as u64);
-    let bound = 1.01 * m.mask.bytes_fraction * s.full_bytes as f64 + (20 * s.requests + 6 * s.items) as f64;
+    assert_eq!(s.payload_bytes, (20 * s.requests + s.items * selected.len()) as u64);
+    let bound = 1.01 * m.mask.bytes_fraction * s.full_bytes as f64 + (20 * s.requests) as f64;
     assert!((s.wire_bytes as f64) <= bound, "{} wire bytes > {bound}", s.wire_bytes);
 
     let zipped = serve_and_fetch(&artifact, &data, true);
