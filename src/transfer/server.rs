@@ -671,51 +671,31 @@ fn items_request(
     Ok(req)
 }
 
+/// Refuses anything but a plain name (see [`is_plain_name`]).
+fn plain_name(what: &'static str, value: &str) -> Result<(), ApiError> {
+    if is_plain_name(value) {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidName { what, value: value.to_string() })
+    }
+}
+
 /// Checks the names and finds the artifact and the split it serves.
 fn lookup<'s>(state: &'s ServerState, id: &str, split: &str) -> Result<(&'s ServedArtifact, Arc<ImageSet>), ApiError> {
-    if !is_plain_name(id) {
-        return Err(ApiError::InvalidName {
-            what: "artifact id",
-            value: id.to_string(),
-        });
-    }
-    if !is_plain_name(split) {
-        return Err(ApiError::InvalidName {
-            what: "split",
-            value: split.to_string(),
-        });
-    }
+    plain_name("artifact id", id)?;
+    plain_name("split", split)?;
     let artifact = state.artifacts.get(id).ok_or_else(|| ApiError::UnknownArtifact {
         id: id.to_string(),
         known: join_keys(state.artifacts.keys()),
     })?;
-    let dataset_name = &artifact.listing.dataset;
-    let dataset = state
-        .datasets
-        .get(dataset_name)
-        .ok_or_else(|| ApiError::internal(format!("artifact '{id}' refers to missing dataset '{dataset_name}'")))?;
-    let set = dataset.splits.get(split).ok_or_else(|| ApiError::UnknownSplit {
-        split: split.to_string(),
-        dataset: dataset_name.clone(),
-        known: join_keys(dataset.splits.keys()),
-    })?;
-    Ok((artifact, Arc::clone(set)))
+    // Artifacts are only added for datasets the state holds (`check_artifact`).
+    Ok((artifact, lookup_split(state, &artifact.listing.dataset, split)?))
 }
 
 /// Checks the names and finds split `split` of dataset `dataset`.
 fn lookup_split(state: &ServerState, dataset: &str, split: &str) -> Result<Arc<ImageSet>, ApiError> {
-    if !is_plain_name(dataset) {
-        return Err(ApiError::InvalidName {
-            what: "dataset",
-            value: dataset.to_string(),
-        });
-    }
-    if !is_plain_name(split) {
-        return Err(ApiError::InvalidName {
-            what: "split",
-            value: split.to_string(),
-        });
-    }
+    plain_name("dataset", dataset)?;
+    plain_name("split", split)?;
     let d = state.datasets.get(dataset).ok_or_else(|| ApiError::UnknownDataset {
         name: dataset.to_string(),
         known: join_keys(state.datasets.keys()),
