@@ -16,6 +16,7 @@ pub mod client;
 pub mod codec;
 pub mod fixtures;
 pub mod server;
+pub mod store;
 
 /// Longest id or name accepted.
 pub const MAX_NAME_LEN: usize = 128;
