@@ -27,6 +27,7 @@ fn main() {
             init_logging();
             selmask::commands::deploy::serve(args)
         }
+        Command::Ingest(args) => selmask::commands::deploy::ingest(args),
         Command::Infer(args) => selmask::commands::deploy::infer(args),
         Command::Bench(args) => selmask::bench::run(args),
     };

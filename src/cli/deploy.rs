@@ -97,12 +97,44 @@ pub fn parse_served_artifact(s: &str) -> Result<(String, PathBuf)> {
     }
 }
 
+/// `selmask ingest`.
+#[derive(Debug, Clone, Args)]
+pub struct IngestArgs {
+    /// The dataset to write (mnist, fashion_mnist, synthetic, ...).
+    #[arg(long)]
+    pub dataset: String,
+    /// Directory with the dataset's files [default: $SELMASK_DATA, then the Debian package's directory].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Splits to write: test, train (repeat the flag for both).
+    #[arg(long = "split", default_values_t = vec!["test".to_string()])]
+    pub splits: Vec<String>,
+    /// Align the chunks to this granularity's cells (any name of `selmask train --any-granularity`).
+    #[arg(long, default_value = "pixel")]
+    pub granularity: String,
+    /// Items per chunk along the item axis.
+    #[arg(long, default_value_t = 256)]
+    pub items_per_chunk: usize,
+    /// Compress chunks with zstd at this level [default: raw chunks].
+    #[arg(long)]
+    pub zstd_level: Option<i32>,
+    /// The Zarr v3 store directory to write (written atomically).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace an existing store at --out.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
 /// `selmask serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// The dataset to hold in memory and serve (mnist, fashion_mnist, synthetic, ...).
+    #[arg(long, required_unless_present = "store", conflicts_with = "store")]
+    pub dataset: Option<String>,
+    /// Serve from a Zarr store written by `selmask ingest` instead (reads only the chunks of selected cells).
     #[arg(long)]
-    pub dataset: String,
+    pub store: Option<PathBuf>,
     /// Directory with the dataset's files [default: $SELMASK_DATA, then the Debian package's directory].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,

@@ -42,6 +42,8 @@ pub enum Command {
     Pretrain(Box<PretrainArgs>),
     /// Write one checkpoint of a run as a versioned artifact (manifest, mask.npy, safetensors weights).
     Export(deploy::ExportArgs),
+    /// Write a dataset split into a Zarr v3 store chunked along a granularity's mask cells.
+    Ingest(Box<deploy::IngestArgs>),
     /// Hold a dataset and send only the selected parts of its items to clients (HTTP).
     Serve(Box<deploy::ServeArgs>),
     /// Fetch the selected parts of a split from a server and classify them.

@@ -7,8 +7,10 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-use crate::cli::deploy::{ExportArgs, InferArgs, ServeArgs, artifact_id, parse_served_artifact};
-use crate::data::{self, DatasetName};
+use crate::cli::deploy::{ExportArgs, IngestArgs, InferArgs, ServeArgs, artifact_id, parse_served_artifact};
+use crate::data::{self, DatasetName, ImageSet};
+use crate::masks::granularity::Granularity;
+use crate::transfer::store::IngestConfig;
 use crate::deploy::export::export_run;
 use crate::deploy::infer::{BurnMasker, ClientModel};
 use crate::export::{Artifact, ArtifactMask, read_artifact};
@@ -45,21 +47,57 @@ pub fn add_served_artifact(state: &mut ServerState, id: &str, artifact: &Artifac
     Ok(())
 }
 
+/// The named splits (`test`, `train`) of dataset `name`.
+fn load_splits(name: DatasetName, data_dir: Option<&std::path::Path>, splits: &[String]) -> Result<Vec<(String, ImageSet)>> {
+    let dataset = data::load(name, data_dir).with_context(|| format!("loading dataset {name}"))?;
+    splits
+        .iter()
+        .map(|split| match split.as_str() {
+            "test" => Ok(("test".to_string(), dataset.test.clone())),
+            "train" => Ok(("train".to_string(), dataset.train.clone())),
+            other => bail!("unknown split '{other}': test and/or train"),
+        })
+        .collect()
+}
+
+/// `selmask ingest`.
+pub fn ingest(args: &IngestArgs) -> Result<()> {
+    let name: DatasetName = args.dataset.parse()?;
+    let granularity: Granularity = args.granularity.parse()?;
+    let splits = load_splits(name, args.data_dir.as_deref(), &args.splits)?;
+    let refs: Vec<(&str, &ImageSet)> = splits.iter().map(|(n, s)| (n.as_str(), s)).collect();
+    let config = IngestConfig { items_per_chunk: args.items_per_chunk, zstd_level: args.zstd_level, overwrite: args.overwrite };
+    let r = crate::transfer::store::ingest(&args.out, &name.to_string(), &refs, granularity, &config)
+        .with_context(|| format!("writing store {}", args.out.display()))?;
+    println!(
+        "store written to {}: {} ({}), splits {}, chunks {:?} aligned to '{}' cells, {} of {} chunks written (the rest hold only zeros){}",
+        args.out.display(),
+        r.info.dataset,
+        r.info.dtype.as_str(),
+        r.info.splits.join(", "),
+        r.info.chunk,
+        granularity,
+        r.chunks_written,
+        r.chunks_total,
+        r.info.zstd_level.map_or(String::new(), |l| format!(", zstd level {l}"))
+    );
+    Ok(())
+}
+
 /// `selmask serve`: blocks until Ctrl-C or SIGTERM.
 pub fn serve(args: &ServeArgs) -> Result<()> {
     let config = args.server_config()?;
-    let name: DatasetName = args.dataset.parse()?;
-    let dataset = data::load(name, args.data_dir.as_deref()).with_context(|| format!("loading dataset {name}"))?;
-    let mut splits = Vec::new();
-    for split in &args.splits {
-        match split.as_str() {
-            "test" => splits.push(("test".to_string(), dataset.test.clone())),
-            "train" => splits.push(("train".to_string(), dataset.train.clone())),
-            other => bail!("unknown split '{other}': serve test and/or train"),
-        }
-    }
     let mut state = ServerState::new(config);
-    state.add_dataset(&name.to_string(), splits)?;
+    let name = match (&args.dataset, &args.store) {
+        (_, Some(store)) => state.add_store(store).with_context(|| format!("opening store {}", store.display()))?,
+        (Some(dataset), None) => {
+            let name: DatasetName = dataset.parse()?;
+            let dataset = load_splits(name, args.data_dir.as_deref(), &args.splits)?;
+            state.add_dataset(&name.to_string(), dataset)?;
+            name.to_string()
+        }
+        (None, None) => bail!("give --dataset or --store"),
+    };
     for spec in &args.artifacts {
         let (id, dir) = parse_served_artifact(spec)?;
         let artifact = read_artifact(&dir).with_context(|| format!("reading artifact {}", dir.display()))?;
@@ -104,6 +142,8 @@ pub struct InferReport {
     pub payload_bytes: u64,
     /// Estimated HTTP header bytes of the responses (not in bytes_received).
     pub http_header_bytes: u64,
+    /// Bytes the server read from its store for these items (store-backed splits).
+    pub storage_bytes_read: Option<u64>,
     /// Bytes a full transfer of the same items would need.
     pub bytes_full: u64,
     /// bytes_received / bytes_full.
@@ -160,6 +200,7 @@ pub fn infer(args: &InferArgs) -> Result<()> {
         bytes_received: s.wire_bytes,
         payload_bytes: s.payload_bytes,
         http_header_bytes: s.http_header_bytes,
+        storage_bytes_read: s.storage_bytes,
         bytes_full: s.full_bytes,
         ratio: s.wire_fraction,
         requests: s.requests,
@@ -191,6 +232,9 @@ pub fn infer(args: &InferArgs) -> Result<()> {
         report.http_header_bytes
     );
     println!("  full transfer    {} ({:.2} MiB)", report.bytes_full, mib(report.bytes_full));
+    if let Some(b) = report.storage_bytes_read {
+        println!("  storage read     {b} ({:.2} MiB, by the server, from its Zarr store)", mib(b));
+    }
     println!("  ratio            {:.4}", report.ratio);
     println!(
         "  time             fetch {:.2} s, inference {:.2} s, {:.0} items/s",

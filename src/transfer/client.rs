@@ -88,6 +88,9 @@ pub struct TransferStats {
     pub payload_bytes: u64,
     /// Estimated HTTP status-line and header bytes of the payload responses.
     pub http_header_bytes: u64,
+    /// Bytes the server read from storage for these payloads (store-backed
+    /// splits only; `None` when served from memory).
+    pub storage_bytes: Option<u64>,
     /// Label requests made (0 when labels were not asked for).
     pub label_requests: usize,
     /// Label response body bytes as received (JSON), apart from `wire_bytes`.
@@ -163,6 +166,8 @@ struct ResponseBytes {
     wire: u64,
     payload: u64,
     headers: u64,
+    /// Bytes the server read from storage, when it says (store-backed splits).
+    storage: Option<u64>,
 }
 
 /// Estimated size of an HTTP/1.1 status line and headers.
@@ -276,6 +281,10 @@ impl TransferClient {
         let status = resp.status();
         let mut bytes = ResponseBytes {
             headers: header_bytes(status, resp.headers()),
+            storage: resp
+                .headers()
+                .get(crate::transfer::server::STORAGE_BYTES_HEADER)
+                .and_then(|v| v.to_str().ok()?.parse().ok()),
             ..Default::default()
         };
         if let Some(t) = throttle {
@@ -352,6 +361,7 @@ impl TransferClient {
             wire: body.len() as u64,
             payload: body.len() as u64,
             headers,
+            storage: None,
         };
         let got: LabelsResponse = serde_json::from_slice(&body).map_err(|e| Error::Mismatch {
             url: url.clone(),
@@ -488,6 +498,9 @@ impl TransferClient {
             totals.wire += bytes.wire;
             totals.payload += bytes.payload;
             totals.headers += bytes.headers;
+            if let Some(b) = bytes.storage {
+                *totals.storage.get_or_insert(0) += b;
+            }
             out.indices.extend_from_slice(&part.indices);
             match (&mut out.values, part.values) {
                 (Pixels::U8(a), Pixels::U8(b)) => a.extend_from_slice(&b),
@@ -517,6 +530,7 @@ impl TransferClient {
             wire_bytes: totals.wire,
             payload_bytes: totals.payload,
             http_header_bytes: totals.headers,
+            storage_bytes: totals.storage,
             label_requests: label_parts.len(),
             label_bytes: label_totals.wire,
             label_http_header_bytes: label_totals.headers,

@@ -45,6 +45,11 @@ use crate::transfer::api::{
 use crate::transfer::codec::{self, ItemRef, Selection, StaticPlan};
 use crate::error::{Error, Result};
 use crate::transfer::is_plain_name;
+use crate::transfer::store::{StoreSplit, read_store_info};
+
+/// Response header with the bytes a store-backed split read from storage
+/// for that response (encoded chunk sizes).
+pub const STORAGE_BYTES_HEADER: &str = "x-selmask-storage-bytes";
 
 /// Server limits and settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,11 +112,44 @@ pub trait DynamicMasker: Send + Sync {
     }
 }
 
-/// A dataset held in memory.
+/// Where a split's items are read from.
+#[derive(Debug)]
+pub enum SplitSource {
+    /// Held in memory.
+    Memory(ImageSet),
+    /// A Zarr store chunked along the mask cells: only the chunks holding
+    /// selected values are read per request.
+    Store(StoreSplit),
+}
+
+impl SplitSource {
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        match self {
+            SplitSource::Memory(s) => s.len(),
+            SplitSource::Store(s) => s.len(),
+        }
+    }
+
+    /// Whether there is no item.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The labels in item order.
+    pub fn labels(&self) -> &[u16] {
+        match self {
+            SplitSource::Memory(s) => &s.labels,
+            SplitSource::Store(s) => s.labels(),
+        }
+    }
+}
+
+/// A dataset: its splits in memory or in a store.
 struct ServedDataset {
     shape: [usize; 3],
     dtype: StoredDtype,
-    splits: BTreeMap<String, Arc<ImageSet>>,
+    splits: BTreeMap<String, Arc<SplitSource>>,
 }
 
 /// How an artifact's items are selected, ready to serve.
@@ -218,13 +256,30 @@ impl ServerState {
                     ),
                 ));
             }
-            if d.splits.insert(split.clone(), Arc::new(set)).is_some() {
+            if d.splits.insert(split.clone(), Arc::new(SplitSource::Memory(set))).is_some() {
                 return Err(setup_err("dataset", name, format!("split '{split}' given twice")));
             }
         }
         let served = served.ok_or_else(|| setup_err("dataset", name, "no split given"))?;
         self.datasets.insert(name.to_string(), served);
         Ok(())
+    }
+
+    /// Adds the dataset of the Zarr store at `dir` (written by
+    /// [`crate::transfer::store::ingest`]) with all its splits; items are
+    /// read from the store per request. Returns the dataset's name.
+    pub fn add_store(&mut self, dir: &std::path::Path) -> Result<String> {
+        let info = read_store_info(dir)?;
+        let name = info.dataset.clone();
+        if !is_plain_name(&name) || self.datasets.contains_key(&name) {
+            return Err(setup_err("dataset", &name, "not a plain name, or already added"));
+        }
+        let mut splits = BTreeMap::new();
+        for split in &info.splits {
+            splits.insert(split.clone(), Arc::new(SplitSource::Store(StoreSplit::open(dir, split)?)));
+        }
+        self.datasets.insert(name.clone(), ServedDataset { shape: info.shape, dtype: info.dtype, splits });
+        Ok(name)
     }
 
     fn check_artifact(&self, id: &str, artifact: &Artifact) -> Result<()> {
@@ -627,7 +682,7 @@ async fn post_labels(
     // A label lookup per index: cheap enough for the async worker (at most
     // `max_batch` of them), unlike packing.
     Ok(Json(LabelsResponse {
-        labels: idx.iter().map(|&i| set.labels[i as usize]).collect(),
+        labels: idx.iter().map(|&i| set.labels()[i as usize]).collect(),
     }))
 }
 
@@ -681,7 +736,7 @@ fn plain_name(what: &'static str, value: &str) -> Result<(), ApiError> {
 }
 
 /// Checks the names and finds the artifact and the split it serves.
-fn lookup<'s>(state: &'s ServerState, id: &str, split: &str) -> Result<(&'s ServedArtifact, Arc<ImageSet>), ApiError> {
+fn lookup<'s>(state: &'s ServerState, id: &str, split: &str) -> Result<(&'s ServedArtifact, Arc<SplitSource>), ApiError> {
     plain_name("artifact id", id)?;
     plain_name("split", split)?;
     let artifact = state.artifacts.get(id).ok_or_else(|| ApiError::UnknownArtifact {
@@ -693,7 +748,7 @@ fn lookup<'s>(state: &'s ServerState, id: &str, split: &str) -> Result<(&'s Serv
 }
 
 /// Checks the names and finds split `split` of dataset `dataset`.
-fn lookup_split(state: &ServerState, dataset: &str, split: &str) -> Result<Arc<ImageSet>, ApiError> {
+fn lookup_split(state: &ServerState, dataset: &str, split: &str) -> Result<Arc<SplitSource>, ApiError> {
     plain_name("dataset", dataset)?;
     plain_name("split", split)?;
     let d = state.datasets.get(dataset).ok_or_else(|| ApiError::UnknownDataset {
@@ -709,7 +764,7 @@ fn lookup_split(state: &ServerState, dataset: &str, split: &str) -> Result<Arc<I
 }
 
 /// Checks every index against the split's length (first offender named).
-fn check_indices(set: &ImageSet, split: &str, indices: &[u64]) -> Result<Vec<u32>, ApiError> {
+fn check_indices(set: &SplitSource, split: &str, indices: &[u64]) -> Result<Vec<u32>, ApiError> {
     let len = set.len();
     indices
         .iter()
@@ -754,13 +809,17 @@ pub fn accepts_zstd(headers: &HeaderMap) -> bool {
 async fn respond(
     state: &ServerState,
     artifact: &ServedArtifact,
-    set: Arc<ImageSet>,
+    set: Arc<SplitSource>,
     split: &str,
     indices: Vec<u64>,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let idx = check_indices(&set, split, &indices)?;
-    let dtype = StoredDtype::of(&set.pixels);
+    let dtype = state
+        .datasets
+        .get(&artifact.listing.dataset)
+        .map(|d| d.dtype)
+        .ok_or_else(|| ApiError::internal("artifact without dataset"))?;
     let max_bytes = match &artifact.mask {
         ServedMask::Static(plan) => codec::static_payload_bytes(idx.len(), plan.n_selected(), dtype),
         ServedMask::Dynamic { layout, .. } => codec::dynamic_max_payload_bytes(layout, dtype, idx.len()),
@@ -773,29 +832,44 @@ async fn respond(
     }
     let zstd_level = accepts_zstd(headers).then_some(state.config.zstd_level);
     let mask = artifact.mask.clone();
-    let work = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, bool), ApiError> {
-        let payload = match &mask {
-            ServedMask::Static(plan) => codec::pack_static_set(&set, &idx, plan),
-            ServedMask::Dynamic { layout, masker, norm } => {
-                pack_dynamic_items(&set, &idx, layout, masker.as_ref(), norm)
+    let work = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, bool, Option<u64>), ApiError> {
+        let pack = |set: &ImageSet, idx: &[u32]| match &mask {
+            ServedMask::Static(plan) => codec::pack_static_set(set, idx, plan),
+            ServedMask::Dynamic { layout, masker, norm } => pack_dynamic_items(set, idx, layout, masker.as_ref(), norm),
+        };
+        let (payload, storage_bytes) = match &*set {
+            SplitSource::Memory(set) => (pack(set, &idx), None),
+            SplitSource::Store(store) => {
+                // Static masks: only the chunks of selected cells; dynamic
+                // masks need whole items (the mask model sees them).
+                let selected = match &mask {
+                    ServedMask::Static(plan) => Some(plan.selected()),
+                    ServedMask::Dynamic { .. } => None,
+                };
+                let (part, bytes) = store
+                    .read_items(&idx, selected)
+                    .map_err(|e| ApiError::internal(format!("reading the store: {e}")))?;
+                let local: Vec<u32> = (0..idx.len() as u32).collect();
+                (pack(&part, &local), Some(bytes))
             }
-        }
-        .map_err(|e| ApiError::internal(format!("packing: {e}")))?;
+        };
+        let payload = payload.map_err(|e| ApiError::internal(format!("packing: {e}")))?;
+        let with_storage = |(body, compressed)| (body, compressed, storage_bytes);
         match zstd_level {
             Some(level) => {
                 let packed =
                     zstd::bulk::compress(&payload, level).map_err(|e| ApiError::internal(format!("zstd: {e}")))?;
                 // Identity when compression does not pay (random data).
-                Ok(if packed.len() < payload.len() {
+                Ok(with_storage(if packed.len() < payload.len() {
                     (packed, true)
                 } else {
                     (payload, false)
-                })
+                }))
             }
-            None => Ok((payload, false)),
+            None => Ok(with_storage((payload, false))),
         }
     });
-    let (body, compressed) = work
+    let (body, compressed, storage_bytes) = work
         .await
         .map_err(|e| ApiError::internal(format!("packing task failed: {e}")))??;
     let mut response = Response::new(Body::from(body));
@@ -804,6 +878,9 @@ async fn respond(
     h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     if compressed {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("zstd"));
+    }
+    if let Some(bytes) = storage_bytes {
+        h.insert(STORAGE_BYTES_HEADER, HeaderValue::from(bytes));
     }
     Ok(response)
 }

@@ -86,6 +86,10 @@ fn trainer_predictions(artifact: &Artifact, data: &SyntheticData, batch: usize) 
 fn serve_and_fetch(artifact: &Artifact, data: &SyntheticData, zstd: bool) -> Fetched {
     let mut state = ServerState::new(ServerConfig::default());
     state.add_dataset("synthetic", [("test".to_string(), data.dataset.test.clone())]).unwrap();
+    fetch_from(state, artifact, zstd)
+}
+
+fn fetch_from(mut state: ServerState, artifact: &Artifact, zstd: bool) -> Fetched {
     selmask::commands::deploy::add_served_artifact(&mut state, "art", artifact).unwrap();
     let server = RunningServer::start(state);
     let config = ClientConfig { base_url: server.url.clone(), batch_size: 128, zstd, progress: false, ..ClientConfig::default() };
@@ -190,4 +194,31 @@ fn export_errors_name_the_problem_and_keep_the_old_artifact() {
     let err = export_run(&ExportOptions { run_dir: dir.path().join("nope"), ..opts }).unwrap_err().to_string();
     assert!(err.contains("summary.json"), "{err}");
     assert_eq!(std::fs::read(artifact.dir.join("manifest.json")).unwrap(), before);
+}
+
+#[test]
+fn served_from_a_zarr_store_reads_only_the_selected_chunks() {
+    use selmask::transfer::store::{IngestConfig, ingest};
+    let data = small_synthetic(8);
+    let config = synthetic_config(&data, 4);
+    let dir = tempfile::tempdir().unwrap();
+    let (artifact, _) = train_and_export(&config, &data, dir.path(), 1.0);
+    let ArtifactMask::Static { selected, .. } = &artifact.mask else { panic!("static artifact") };
+    let store = dir.path().join("synthetic.zarr");
+    let ipc = 64;
+    let granularity = selmask::masks::granularity::Granularity::Pixel;
+    let cfg = IngestConfig { items_per_chunk: ipc, zstd_level: None, overwrite: false };
+    ingest(&store, "synthetic", &[("test", &data.dataset.test)], granularity, &cfg).unwrap();
+    let mut state = ServerState::new(ServerConfig::default());
+    assert_eq!(state.add_store(&store).unwrap(), "synthetic");
+    let fetched = fetch_from(state, &artifact, false);
+
+    let client = ClientModel::new(Arc::new(artifact.clone())).unwrap();
+    let got = client.predict(&fetched.batch, config.eval_batch_size).unwrap();
+    assert_eq!(got, trainer_predictions(&artifact, &data, config.eval_batch_size));
+    // One chunk (64 items x 1 pixel) per selected pixel and item-chunk row;
+    // the synthetic noise is never all zero, so every chunk exists.
+    let rows = data.dataset.test.len().div_ceil(ipc);
+    assert_eq!(fetched.stats.storage_bytes, Some((selected.len() * ipc * rows) as u64));
+    assert_eq!(fetched.stats.payload_bytes, (20 * fetched.stats.requests + fetched.stats.items * selected.len()) as u64);
 }
