@@ -223,8 +223,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// A JSON (de)serialisation error on a named file.
-    #[error("{path}: {source}")]
+    /// A JSON file that does not parse (or, rarely, a value that cannot be
+    /// written as JSON).
+    #[error("{path}: invalid json: {source}")]
     Json {
         path: PathBuf,
         #[source]

@@ -21,3 +21,5 @@ mod training;
 mod deploy;
 #[path = "it/server.rs"]
 mod server;
+#[path = "it/report.rs"]
+mod report;

@@ -48,8 +48,35 @@ pub enum Command {
     Serve(Box<deploy::ServeArgs>),
     /// Fetch the selected parts of a split from a server and classify them.
     Infer(Box<deploy::InferArgs>),
+    /// Aggregate run directories into tables, figures (PNG/SVG) and Markdown pages.
+    Report(ReportArgs),
     /// Measure speed and memory.
     Bench(BenchArgs),
+}
+
+/// `selmask report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The runs directory (the --exp-dir of the training runs, holding <dataset>/<mask-type>/<name>/run_<i>).
+    pub runs_dir: PathBuf,
+    /// Where to write <dataset>.md and figures/.
+    #[arg(long, default_value = "report")]
+    pub out: PathBuf,
+    /// A command that produced the runs, shown verbatim in the report (repeatable).
+    #[arg(long = "command")]
+    pub commands: Vec<String>,
+    /// A note on the schedule or the hardware, one bullet each (repeatable).
+    #[arg(long = "note")]
+    pub notes: Vec<String>,
+    /// Q budgets of the summary table, besides the paper's own Qs.
+    #[arg(long = "budget", default_values_t = vec![0.05, 0.10])]
+    pub budgets: Vec<f64>,
+    /// Upper Q of the comparison figure's zoomed panel.
+    #[arg(long, default_value_t = 0.3)]
+    pub zoom_q: f64,
+    /// Also use runs that stopped before their planned epochs.
+    #[arg(long)]
+    pub include_unfinished: bool,
 }
 
 /// Parses the reference's booleans: 1/0, true/false, t/f, yes/no, y/n.

@@ -118,3 +118,39 @@ pub fn pretrain_cmd(args: &PretrainArgs) -> Result<()> {
     );
     Ok(())
 }
+
+/// `selmask report`.
+pub fn report(args: &crate::cli::ReportArgs) -> Result<()> {
+    if let Some(b) = args.budgets.iter().find(|b| !(b.is_finite() && **b > 0.0 && **b <= 1.0)) {
+        bail!("--budget {b}: must be within (0, 1]");
+    }
+    if !(args.zoom_q.is_finite() && args.zoom_q > 0.0 && args.zoom_q <= 1.0) {
+        bail!("--zoom-q {}: must be within (0, 1]", args.zoom_q);
+    }
+    let options = crate::report::ReportOptions {
+        commands: args.commands.clone(),
+        notes: args.notes.clone(),
+        budgets: args.budgets.clone(),
+        zoom_q: args.zoom_q,
+        include_unfinished: args.include_unfinished,
+    };
+    let summary = crate::report::write_report(&args.runs_dir, &args.out, &options)
+        .with_context(|| format!("reporting on {}", args.runs_dir.display()))?;
+    for d in &summary.datasets {
+        println!(
+            "{}: {} ({} experiments, {} runs, {} figure files)",
+            d.dataset,
+            d.markdown.display(),
+            d.experiments.len(),
+            d.runs,
+            d.figures.len()
+        );
+    }
+    for s in &summary.skipped {
+        eprintln!("skipped {}: {}", s.dir.display(), s.reason);
+    }
+    if summary.datasets.is_empty() {
+        bail!("no complete run under {}", args.runs_dir.display());
+    }
+    Ok(())
+}
