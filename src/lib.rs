@@ -22,6 +22,7 @@ pub mod kernels;
 pub mod masks;
 pub mod models;
 pub mod report;
+pub mod reproduce;
 pub mod training;
 pub mod transfer;
 pub mod util;

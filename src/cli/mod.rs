@@ -48,10 +48,44 @@ pub enum Command {
     Serve(Box<deploy::ServeArgs>),
     /// Fetch the selected parts of a split from a server and classify them.
     Infer(Box<deploy::InferArgs>),
+    /// Run one of the paper's experiments (supplement Tables 2a/2b) with its parameters; --list shows them.
+    Reproduce(ReproduceArgs),
     /// Aggregate run directories into tables, figures (PNG/SVG) and Markdown pages.
     Report(ReportArgs),
     /// Measure speed and memory.
     Bench(BenchArgs),
+}
+
+/// `selmask reproduce`.
+#[derive(Debug, Clone, Args)]
+pub struct ReproduceArgs {
+    /// The experiment (see --list).
+    #[arg(required_unless_present = "list")]
+    pub name: Option<String>,
+    /// List the experiments with their parameters.
+    #[arg(long)]
+    pub list: bool,
+    /// Override the paper's epochs (a reduced schedule for a CPU).
+    #[arg(long)]
+    pub n_epochs: Option<usize>,
+    /// Override the paper's 10 repeats.
+    #[arg(long)]
+    pub n_repeats: Option<usize>,
+    /// Directory with the dataset's files [default: $SELMASK_DATA, then the Debian package's directory].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Where runs go (<exp-dir>/<dataset>/<mask-type>/<experiment>/run_<i>).
+    #[arg(long, default_value = "./runs")]
+    pub exp_dir: PathBuf,
+    /// Warm-up networks; one is pretrained (10 epochs) when missing.
+    #[arg(long, default_value = "models")]
+    pub warmup_dir: PathBuf,
+    /// Print the `selmask train` command and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print only errors and the results.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// `selmask report`.

@@ -154,3 +154,64 @@ pub fn report(args: &crate::cli::ReportArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// `selmask reproduce`.
+pub fn reproduce(args: &crate::cli::ReproduceArgs) -> Result<()> {
+    use crate::reproduce::{find, presets, with_flag};
+    use clap::{CommandFactory, FromArgMatches};
+    if args.list {
+        for p in presets() {
+            println!("{:<24} {:<34} selmask train {}", p.name, p.source, p.args.join(" "));
+            if !p.note.is_empty() {
+                println!("{:<24} note: {}", "", p.note);
+            }
+        }
+        return Ok(());
+    }
+    let name = args.name.as_deref().unwrap_or_default();
+    let preset = find(name).map_err(anyhow::Error::msg)?;
+    let mut flags = match args.n_epochs {
+        Some(n) => preset.with_epochs(n),
+        None => preset.args.clone(),
+    };
+    if let Some(n) = args.n_repeats {
+        flags = with_flag(flags, "n-repeats", &n.to_string());
+    }
+    flags = with_flag(flags, "exp-dir", &args.exp_dir.display().to_string());
+    flags = with_flag(flags, "warmup-dir", &args.warmup_dir.display().to_string());
+    flags = with_flag(flags, "name", preset.name);
+    if let Some(d) = &args.data_dir {
+        flags = with_flag(flags, "data-dir", &d.display().to_string());
+    }
+    if args.quiet {
+        flags.push("--quiet".into());
+    }
+    println!("{}: selmask train {}", preset.name, flags.join(" "));
+    if !preset.note.is_empty() {
+        println!("  note: {}", preset.note);
+    }
+    if args.dry_run {
+        return Ok(());
+    }
+    let parse = |argv: Vec<String>| -> Result<(crate::cli::Command, ArgMatches)> {
+        let m = crate::cli::Cli::command().try_get_matches_from(argv)?;
+        Ok((crate::cli::Cli::from_arg_matches(&m)?.command, m))
+    };
+    let argv: Vec<String> = ["selmask", "train"].iter().map(|s| s.to_string()).chain(flags).collect();
+    let (crate::cli::Command::Train(t), m) = parse(argv)? else { bail!("preset {} is not a train command", preset.name) };
+    if t.use_warmup_net {
+        let dataset = t.data.dataset_name()?;
+        let warmup = crate::training::checkpoint::warmup_path(&args.warmup_dir, dataset);
+        if !warmup.exists() {
+            println!("no warm-up network at {}: pretraining one (10 epochs)", warmup.display());
+            let mut pre = vec!["selmask".to_string(), "pretrain".into(), "--dataset".into(), dataset.to_string()];
+            pre.extend(["--warmup-dir".into(), args.warmup_dir.display().to_string(), "--exp-dir".into(), args.exp_dir.display().to_string()]);
+            if let Some(d) = &args.data_dir {
+                pre.extend(["--data-dir".into(), d.display().to_string()]);
+            }
+            let (crate::cli::Command::Pretrain(p), _) = parse(pre)? else { unreachable!("a pretrain command line") };
+            pretrain_cmd(&p)?;
+        }
+    }
+    train(&t, m.subcommand_matches("train").expect("train matches"))
+}
