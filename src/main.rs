@@ -30,6 +30,7 @@ fn main() {
         Command::Ingest(args) => selmask::commands::deploy::ingest(args),
         Command::Infer(args) => selmask::commands::deploy::infer(args),
         Command::Reproduce(args) => selmask::commands::reproduce(args),
+        Command::Importance(args) => selmask::commands::importance(args),
         Command::Report(args) => selmask::commands::report(args),
         Command::Bench(args) => selmask::bench::run(args),
     };

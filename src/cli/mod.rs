@@ -50,6 +50,8 @@ pub enum Command {
     Infer(Box<deploy::InferArgs>),
     /// Run one of the paper's experiments (supplement Tables 2a/2b) with its parameters; --list shows them.
     Reproduce(ReproduceArgs),
+    /// Random-forest importance map of a dataset's inputs (NPY), for --mask-type given.
+    Importance(ImportanceArgs),
     /// Aggregate run directories into tables, figures (PNG/SVG) and Markdown pages.
     Report(ReportArgs),
     /// Measure speed and memory.
@@ -86,6 +88,35 @@ pub struct ReproduceArgs {
     /// Print only errors and the results.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// `selmask importance`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportanceArgs {
+    /// The dataset (its training split is used).
+    #[arg(long)]
+    pub dataset: String,
+    /// Directory with the dataset's files [default: $SELMASK_DATA, then the Debian package's directory].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The NPY file to write (float32, shape [C, H, W]).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Trees in the forest.
+    #[arg(long, default_value_t = 30)]
+    pub trees: usize,
+    /// Depth limit of each tree.
+    #[arg(long, default_value_t = 12)]
+    pub max_depth: usize,
+    /// Training items used, evenly spaced (0: all).
+    #[arg(long, default_value_t = 10_000)]
+    pub samples: usize,
+    /// Fraction of the input values each tree may split on.
+    #[arg(long, default_value_t = 0.5)]
+    pub feature_proportion: f64,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// `selmask report`.

@@ -9,7 +9,7 @@ use burn::prelude::*;
 use clap::ArgMatches;
 
 use crate::cli::{BackendChoice, PretrainArgs, TrainArgs};
-use crate::data::{self, Dataset};
+use crate::data::{self, Dataset, DatasetName};
 use crate::report::table::{aggregate, render_text};
 use crate::training::progress::{Progress, Verbosity};
 use crate::training::run::{PreparedData, RunSummary};
@@ -214,4 +214,37 @@ pub fn reproduce(args: &crate::cli::ReproduceArgs) -> Result<()> {
         }
     }
     train(&t, m.subcommand_matches("train").expect("train matches"))
+}
+
+/// `selmask importance`.
+pub fn importance(args: &crate::cli::ImportanceArgs) -> Result<()> {
+    use crate::masks::forest::{ForestConfig, forest_importance};
+    let name = args.dataset.parse::<DatasetName>()?;
+    let dataset = data::load(name, args.data_dir.as_deref()).with_context(|| format!("loading dataset {name}"))?;
+    let config = ForestConfig {
+        trees: args.trees,
+        max_depth: args.max_depth,
+        samples: args.samples,
+        feature_proportion: args.feature_proportion,
+        seed: args.seed,
+    };
+    let start = std::time::Instant::now();
+    let imp = forest_importance(&dataset.train, &config)?;
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    crate::masks::importance::write_npy(&args.out, &dataset.info.shape, &imp)?;
+    let mut order: Vec<usize> = (0..imp.len()).collect();
+    order.sort_by(|&a, &b| imp[b].total_cmp(&imp[a]));
+    println!(
+        "importance of {} input values ({} trees, depth <= {}, {} items) written to {} in {:.1} s; most important values: {:?}",
+        imp.len(),
+        config.trees,
+        config.max_depth,
+        if config.samples == 0 { dataset.train.len() } else { config.samples.min(dataset.train.len()) },
+        args.out.display(),
+        start.elapsed().as_secs_f64(),
+        &order[..order.len().min(8)]
+    );
+    Ok(())
 }

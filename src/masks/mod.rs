@@ -6,6 +6,7 @@
 
 pub mod dynamic;
 pub mod granularity;
+pub mod forest;
 pub mod importance;
 pub mod schedule;
 pub mod scheduled;
