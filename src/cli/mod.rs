@@ -142,6 +142,19 @@ pub struct ReportArgs {
     /// Also use runs that stopped before their planned epochs.
     #[arg(long)]
     pub include_unfinished: bool,
+    /// Draw each experiment's mask (its best checkpoint with Q at most this) over test inputs; needs the dataset [default: 0.1; 0 = no mask figures].
+    #[arg(long = "mask-examples-q", default_value_t = 0.1)]
+    pub mask_examples_q_raw: f64,
+    /// Directory with the dataset's files, for the mask figures [default: $SELMASK_DATA, then the Debian package's directory].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl ReportArgs {
+    /// The Q budget of the mask figures, `None` when turned off.
+    pub fn mask_examples_q(&self) -> Option<f64> {
+        (self.mask_examples_q_raw > 0.0).then_some(self.mask_examples_q_raw)
+    }
 }
 
 /// Parses the reference's booleans: 1/0, true/false, t/f, yes/no, y/n.

@@ -1,6 +1,7 @@
 //! What each subcommand does, on validated configurations.
 
 pub mod deploy;
+pub mod masks_figure;
 
 use std::path::Path;
 
@@ -151,6 +152,10 @@ pub fn report(args: &crate::cli::ReportArgs) -> Result<()> {
     }
     if summary.datasets.is_empty() {
         bail!("no complete run under {}", args.runs_dir.display());
+    }
+    if let Some(max_q) = args.mask_examples_q() {
+        let files = masks_figure::write_mask_figures(&args.runs_dir, &args.out, max_q, args.data_dir.as_deref())?;
+        println!("{} example-mask figure files", files.len());
     }
     Ok(())
 }

@@ -1,0 +1,100 @@
+//! Example masks for `selmask report`: the mask of each experiment's first
+//! run at its best checkpoint within a Q budget, over a few test inputs
+//! (removed cells shaded). Lives on the Burn side because it loads
+//! checkpoints and runs dynamic mask models; the drawing is
+//! [`crate::report::plots::mask_figure`].
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use burn::prelude::*;
+
+use crate::data::batch::TensorSplit;
+use crate::data::{self, DatasetName};
+use crate::masks::Mask;
+use crate::report::aggregate::{LoadOptions, load_runs, slug};
+use crate::report::plots::{MaskExample, MaskFigure, mask_figure};
+use crate::training::checkpoint::SelectionModel;
+
+/// Examples drawn per figure.
+const EXAMPLES: usize = 8;
+
+/// Writes `<out>/figures/<experiment>_masks.{png,svg}` for every experiment
+/// under `runs_dir` whose first run has a checkpoint with Q <= `max_q`, and
+/// appends an "Example masks" section to `<out>/<dataset>.md`. Returns the
+/// files written. Datasets whose data cannot be loaded are skipped with a
+/// message (the tables do not need the data).
+pub fn write_mask_figures(runs_dir: &Path, out: &Path, max_q: f64, data_dir: Option<&Path>) -> Result<Vec<PathBuf>> {
+    let loaded = load_runs(runs_dir, LoadOptions::default())?;
+    let device = Device::flex();
+    let mut written = Vec::new();
+    for dataset in loaded.datasets() {
+        let name: DatasetName = match dataset.parse() {
+            Ok(n) => n,
+            Err(_) => continue,
+        };
+        let data = match data::load(name, data_dir) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("no example masks for {dataset}: {e}");
+                continue;
+            }
+        };
+        let n = EXAMPLES.min(data.test.len());
+        let examples = data.test.subset(&(0..n).collect::<Vec<_>>());
+        let split = TensorSplit::new(&examples, &data.info, &device);
+        let images: Vec<f32> = split.images.clone().into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 images");
+        let mut section = String::from("\n## Example masks\n\nThe first test inputs with the mask of each experiment's first run, at its most accurate checkpoint");
+        section.push_str(&format!(" with Q ≤ {max_q} (removed cells shaded).\n"));
+        for exp in loaded.experiments.iter().filter(|e| e.id.dataset == dataset) {
+            let Some(run) = exp.runs.first() else { continue };
+            let Some(point) = run.summary.curve.best_within(max_q) else { continue };
+            let ckpt = run.dir.join(&point.checkpoint);
+            let model = SelectionModel::load(&ckpt, &device).with_context(|| format!("loading {}", ckpt.display()))?;
+            let Some(mask) = model.mask.as_ref() else { continue };
+            let layout = mask.layout().clone();
+            // Per-example hard masks, upsampled to the input.
+            let per_value: Vec<Vec<f32>> = match mask {
+                Mask::Static(m) => vec![layout.upsample(&m.hard_values(model.meta.tau)); n],
+                Mask::Dynamic(m) => {
+                    let hard = m.hard(split.images.clone(), model.meta.tau);
+                    let cells: Vec<f32> = hard.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 mask");
+                    cells.chunks(layout.n_cells()).map(|c| layout.upsample(c)).collect()
+                }
+            };
+            let item = data.info.values_per_item();
+            let captions: Vec<String> = examples.labels.iter().map(|l| format!("label {l}")).collect();
+            let exs: Vec<MaskExample> = (0..n)
+                .map(|k| MaskExample {
+                    image: &images[k * item..(k + 1) * item],
+                    mask: &per_value[k],
+                    caption: Some(captions[k].as_str()),
+                })
+                .collect();
+            let title = format!("{dataset} · {}/{} (epoch {})", exp.id.mask_type, exp.id.name, point.epoch);
+            let stem_name = format!("{}_masks", exp.id.slug());
+            let fig = MaskFigure {
+                title: &title,
+                q: point.q,
+                shape: data.info.shape,
+                mean: &data.info.mean,
+                std: &data.info.std,
+                examples: &exs,
+                columns: 0,
+            };
+            let files = mask_figure(&fig, &out.join("figures").join(&stem_name))?;
+            written.extend(files);
+            section.push_str(&format!(
+                "\n**{}/{}**, Q = {:.4}, test accuracy {:.4} ([SVG](figures/{stem_name}.svg))\n\n![masks of {}/{}](figures/{stem_name}.png)\n",
+                exp.id.mask_type, exp.id.name, point.q, point.test_accuracy, exp.id.mask_type, exp.id.name
+            ));
+        }
+        let md = out.join(format!("{}.md", slug(&dataset)));
+        if md.exists() {
+            let mut text = std::fs::read_to_string(&md).with_context(|| format!("reading {}", md.display()))?;
+            text.push_str(&section);
+            std::fs::write(&md, text).with_context(|| format!("writing {}", md.display()))?;
+        }
+    }
+    Ok(written)
+}
