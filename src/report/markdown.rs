@@ -268,7 +268,7 @@ pub fn render(page: &DatasetPage) -> String {
     if refs.is_empty() {
         out.push_str("The paper reports no headline number for this dataset.\n");
     } else {
-        out.push_str("Read off the paper's figures (`/work/shared/reference/METHOD.md`, Oehmcke & Gieseke, SDM 2022).\n\n");
+        out.push_str("Read off the paper's figures (the reference `METHOD.md`, Oehmcke & Gieseke, SDM 2022).\n\n");
         out.push_str("| dataset | method | Q | accuracy |\n|---|---|---:|---:|\n");
         for p in refs {
             let _ = writeln!(out, "| {} | {} | {} | ≈ {} |", p.dataset, p.label, short(p.q), short(p.accuracy));

@@ -1,7 +1,7 @@
 //! The paper's headline numbers, as one table.
 //!
 //! Copied from the table "Headline numbers to match or beat (read off the
-//! paper's figures)" in `/work/shared/reference/METHOD.md` (Oehmcke &
+//! paper's figures)" in the reference `METHOD.md` (Oehmcke &
 //! Gieseke, SDM 2022). The values are read off figures, hence
 //! approximate; edit them there first, then here.
 //!
