@@ -522,6 +522,14 @@ impl TrainArgs {
 
     /// The removal schedule of the random and given baselines.
     fn schedule_config(&self, mask_type: MaskType, shape: [usize; 3], granularity: Granularity) -> Result<Option<CellScheduleConfig>> {
+        if matches!(mask_type, MaskType::Random | MaskType::Given) {
+            if self.random_num_del == 0 {
+                return Err(Error::config("random-num-del", 0, "must be at least 1 (cells removed per change)"));
+            }
+            if self.random_change_iter == 0 {
+                return Err(Error::config("random-change-iter", 0, "must be at least 1 (iterations between changes)"));
+            }
+        }
         let order = match mask_type {
             MaskType::Random => RemovalOrder::Random { seed: self.seed },
             MaskType::Given => {
@@ -715,14 +723,35 @@ mod tests {
     }
 
     #[test]
+    fn bad_values_of_the_dynamic_baseline_and_budget_flags_are_named() {
+        let cases: [(&[&str], &str); 7] = [
+            (&["--mask-type", "dynamic", "--dynamic-mask", "resnet"], "unknown mask model; valid: linear"),
+            (&["--mask-type", "dynamic", "--dynamic-h", "-3", "--dynamic-w", "4"], "dynamic-h = -3"),
+            (&["--mask-type", "dynamic", "--dynamic-h", "0", "--dynamic-w", "0"], "dynamic-h = 0"),
+            (&["--mask-type", "static", "--target-q", "1.5"], "target-q = 1.5"),
+            (&["--mask-type", "random", "--random-num-del", "0"], "random-num-del"),
+            (&["--mask-type", "random", "--random-change-iter", "0"], "random-change-iter"),
+            (&["--mask-type", "given", "--given-mask-path", "no-such-map.npy"], "no-such-map.npy"),
+        ];
+        for (flags, needle) in cases {
+            let mut argv = vec!["selmask", "train", "--dataset", "mnist"];
+            argv.extend_from_slice(flags);
+            let (a, m) = train(&argv);
+            let err = a.to_config(&m, [1, 28, 28], 10).unwrap_err().to_string();
+            assert!(err.contains(needle), "{flags:?}: {err}");
+        }
+    }
+
+    #[test]
     fn help_documents_every_flag() {
-        let mut cmd = Cli::command();
-        let train = cmd.find_subcommand_mut("train").unwrap();
-        for arg in train.get_arguments() {
-            if arg.get_id() == "help" || arg.get_id() == "version" {
-                continue;
+        let cmd = Cli::command();
+        for sub in cmd.get_subcommands() {
+            for arg in sub.get_arguments() {
+                if arg.get_id() == "help" || arg.get_id() == "version" {
+                    continue;
+                }
+                assert!(arg.get_help().is_some(), "{} --{} has no help", sub.get_name(), arg.get_id());
             }
-            assert!(arg.get_help().is_some(), "--{} has no help", arg.get_id());
         }
     }
 }
