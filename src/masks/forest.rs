@@ -53,7 +53,9 @@ impl ForestConfig {
 }
 
 /// Mean impurity importance of every input value (row-major `[C, H, W]`)
-/// for predicting the labels of `set`, normalised to sum to 1.
+/// for predicting the labels of `set`, normalised to sum to 1. Seeded, but
+/// reproducible only up to float summation order: linfa's trees sum class
+/// weights from hash maps, whose order changes between runs.
 pub fn forest_importance(set: &ImageSet, config: &ForestConfig) -> Result<Vec<f32>> {
     config.validate()?;
     let n_all = set.len();
@@ -115,7 +117,10 @@ mod tests {
         assert!((imp.iter().sum::<f32>() - 1.0).abs() < 1e-4);
         let best = imp.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
         assert_eq!(best, 5, "{imp:?}");
-        assert_eq!(imp, forest_importance(&set, &cfg).unwrap(), "seeded: reproducible");
+        // Seeded draws; linfa sums class counts from a hash map, so impurities
+        // (not the trees' structure) may differ in the last float bits.
+        let again = forest_importance(&set, &cfg).unwrap();
+        assert!(imp.iter().zip(&again).all(|(a, b)| (a - b).abs() < 1e-3), "{imp:?} vs {again:?}");
         let bad = ForestConfig { feature_proportion: 0.0, ..cfg };
         assert!(forest_importance(&set, &bad).unwrap_err().to_string().contains("feature-proportion"));
     }
