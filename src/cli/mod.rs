@@ -124,7 +124,7 @@ pub struct ImportanceArgs {
 pub struct ReportArgs {
     /// The runs directory (the --exp-dir of the training runs, holding <dataset>/<mask-type>/<name>/run_<i>).
     pub runs_dir: PathBuf,
-    /// Where to write <dataset>.md and figures/.
+    /// Where to write <dataset>.md (fashion-mnist.md for fashion_mnist) and figures/.
     #[arg(long, default_value = "report")]
     pub out: PathBuf,
     /// A command that produced the runs, shown verbatim in the report (repeatable).

@@ -12,7 +12,7 @@ use burn::prelude::*;
 use crate::data::batch::TensorSplit;
 use crate::data::{self, DatasetName};
 use crate::masks::Mask;
-use crate::report::aggregate::{LoadOptions, load_runs, slug};
+use crate::report::aggregate::{LoadOptions, load_runs};
 use crate::report::plots::{MaskExample, MaskFigure, mask_figure};
 use crate::training::checkpoint::SelectionModel;
 
@@ -89,7 +89,7 @@ pub fn write_mask_figures(runs_dir: &Path, out: &Path, max_q: f64, data_dir: Opt
                 exp.id.mask_type, exp.id.name, point.q, point.test_accuracy, exp.id.mask_type, exp.id.name
             ));
         }
-        let md = out.join(format!("{}.md", slug(&dataset)));
+        let md = out.join(crate::report::page_name(&dataset));
         if md.exists() {
             let mut text = std::fs::read_to_string(&md).with_context(|| format!("reading {}", md.display()))?;
             text.push_str(&section);

@@ -40,7 +40,7 @@ impl Default for ReportOptions {
 pub struct DatasetReport {
     /// Dataset name.
     pub dataset: String,
-    /// `<out_dir>/<dataset>.md`.
+    /// `<out_dir>/<page_name(dataset)>`.
     pub markdown: PathBuf,
     /// Every figure file (PNG and SVG).
     pub figures: Vec<PathBuf>,
@@ -59,7 +59,13 @@ pub struct ReportSummary {
     pub skipped: Vec<SkippedRun>,
 }
 
-/// Reads every run under `runs_dir` and writes `<out_dir>/<dataset>.md`
+/// The Markdown page of `dataset`: `fashion-mnist.md` for `fashion_mnist`
+/// (hyphens, as web pages are usually named).
+pub fn page_name(dataset: &str) -> String {
+    format!("{}.md", aggregate::slug(dataset).replace('_', "-"))
+}
+
+/// Reads every run under `runs_dir` and writes `<out_dir>/<dataset>.md` (see [`page_name`])
 /// for each dataset, with its figures under `<out_dir>/figures/`
 /// (`<dataset>_comparison` and `<dataset>_<mask-type>_<name>_epochs`, each
 /// `.png` and `.svg`). A dataset whose runs were all skipped gets no page;
@@ -108,7 +114,7 @@ pub fn write_report(runs_dir: &Path, out_dir: &Path, options: &ReportOptions) ->
             commands: &options.commands,
             notes: &options.notes,
         });
-        let md = out_dir.join(format!("{}.md", aggregate::slug(&dataset)));
+        let md = out_dir.join(page_name(&dataset));
         std::fs::write(&md, text).map_err(|e| Error::io(&md, e))?;
         datasets.push(DatasetReport {
             dataset: dataset.clone(),
