@@ -41,53 +41,42 @@ fn flags(pairs: &[(&str, &str)]) -> Vec<String> {
     pairs.iter().flat_map(|(k, v)| [format!("--{k}"), v.to_string()]).collect()
 }
 
+/// A row of Table 2a (`kind` static) or 2b (dynamic): the mask-specific
+/// flags, then the λ schedule, learning rate and epochs every row has.
+#[allow(clippy::too_many_arguments)]
+fn table_row(
+    name: &'static str,
+    source: &'static str,
+    mask: &[(&str, &str)],
+    [init, factor, patience]: [&str; 3],
+    lr: &str,
+    epochs: &str,
+    note: &'static str,
+) -> Preset {
+    let mut pairs = mask.to_vec();
+    pairs.extend([
+        ("lambda-init", init),
+        ("lambda-factor", factor),
+        ("lambda-patience", patience),
+        ("lr", lr),
+        ("n-epochs", epochs),
+        ("use-warmup-net", "1"),
+        ("n-repeats", "10"),
+    ]);
+    Preset { name, source, args: flags(&pairs), note, linear_removal: None }
+}
+
 /// A static-mask row of Table 2a.
 fn static_row(name: &'static str, dataset: &str, granularity: &str, lambda: [&str; 3], lr: &str, epochs: &str, note: &'static str) -> Preset {
-    let [init, factor, patience] = lambda;
-    Preset {
-        name,
-        source: "Table 2a (static)",
-        args: flags(&[
-            ("dataset", dataset),
-            ("mask-type", "static"),
-            ("any-granularity", granularity),
-            ("lambda-init", init),
-            ("lambda-factor", factor),
-            ("lambda-patience", patience),
-            ("lr", lr),
-            ("n-epochs", epochs),
-            ("any-init-mean", "3"),
-            ("use-warmup-net", "1"),
-            ("n-repeats", "10"),
-        ]),
-        note,
-        linear_removal: None,
-    }
+    let mask = [("dataset", dataset), ("mask-type", "static"), ("any-granularity", granularity), ("any-init-mean", "3")];
+    table_row(name, "Table 2a (static)", &mask, lambda, lr, epochs, note)
 }
 
 /// A dynamic-mask row of Table 2b.
 #[allow(clippy::too_many_arguments)]
 fn dynamic_row(name: &'static str, dataset: &str, granularity: &str, model: &str, lambda: [&str; 3], lr: &str, epochs: &str, note: &'static str) -> Preset {
-    let [init, factor, patience] = lambda;
-    Preset {
-        name,
-        source: "Table 2b (dynamic)",
-        args: flags(&[
-            ("dataset", dataset),
-            ("mask-type", "dynamic"),
-            ("dynamic-mask", model),
-            ("any-granularity", granularity),
-            ("lambda-init", init),
-            ("lambda-factor", factor),
-            ("lambda-patience", patience),
-            ("lr", lr),
-            ("n-epochs", epochs),
-            ("use-warmup-net", "1"),
-            ("n-repeats", "10"),
-        ]),
-        note,
-        linear_removal: None,
-    }
+    let mask = [("dataset", dataset), ("mask-type", "dynamic"), ("dynamic-mask", model), ("any-granularity", granularity)];
+    table_row(name, "Table 2b (dynamic)", &mask, lambda, lr, epochs, note)
 }
 
 /// A random or given baseline: cells leave one at a time, so that Q falls
