@@ -15,6 +15,7 @@ use super::weights::module_tensors;
 use crate::data::DatasetName;
 use crate::error::{Error, Result};
 use crate::export::{Accuracies, ArtifactSpec, DatasetSection, Manifest, MaskSpec, SourceInfo, StoredDtype, write_artifact};
+use crate::masks::static_mask::upscale_factor;
 use crate::masks::{Mask, MaskConfig};
 use crate::training::checkpoint::SelectionModel;
 use crate::training::metrics::CurvePoint;
@@ -94,12 +95,10 @@ pub fn export_run(opts: &ExportOptions) -> Result<Manifest> {
     })?;
     let (mask, upscale) = match (&model.mask, &meta.mask) {
         (Some(Mask::Static(m)), Some(MaskConfig::Static(cfg))) => {
-            let cells = m.hard_values(meta.tau);
-            let n = cells.len() as f64;
-            let q = cells.iter().map(|&v| v as f64).sum::<f64>() / n;
+            let hard = m.hard_mask(meta.tau);
             // The same factor the trainer's hard mask applies.
-            let upscale = if cfg.input_drop_upscaling { 1.0 / (q + 1e-7 / n) } else { 1.0 };
-            (MaskSpec::Static { granularity: cfg.granularity, cells }, upscale)
+            let upscale = if cfg.input_drop_upscaling { upscale_factor(hard.q, hard.values.len()) } else { 1.0 };
+            (MaskSpec::Static { granularity: cfg.granularity, cells: hard.values }, upscale)
         }
         (Some(Mask::Dynamic(m)), Some(MaskConfig::Dynamic(cfg))) => (
             MaskSpec::Dynamic {

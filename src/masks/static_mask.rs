@@ -101,6 +101,13 @@ impl StaticMaskConfig {
     }
 }
 
+/// The input-drop-upscaling factor of a hard mask keeping the fraction `q`
+/// of `n_cells` cells: what the trainer multiplies kept values by, and what
+/// an exported artifact records, so that a client reproduces it exactly.
+pub fn upscale_factor(q: f64, n_cells: usize) -> f64 {
+    1.0 / (q + 1e-7 / n_cells as f64)
+}
+
 impl StaticMask {
     /// The cell geometry.
     pub fn layout(&self) -> &CellLayout {
@@ -136,7 +143,7 @@ impl StaticMask {
         let q = values.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
         let mut per_value = self.layout.upsample(&values);
         if self.input_drop_upscaling {
-            let scale = 1.0 / (q + 1e-7 / n as f64);
+            let scale = upscale_factor(q, n);
             per_value.iter_mut().for_each(|v| *v = (*v as f64 * scale) as f32);
         }
         let [c, h, w] = self.layout.input;
