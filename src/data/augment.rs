@@ -28,7 +28,8 @@ use super::DatasetName;
 use crate::error::{Error, Result};
 
 /// What fills the padding of a random crop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CropMode {
     /// Mirror the image without repeating the edge (torchvision `reflect`).
     Reflect,
@@ -37,7 +38,8 @@ pub enum CropMode {
 }
 
 /// How Galaxy10's shift crop uses its offset `d` on an axis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ShiftMode {
     /// What the paper's code does: the image stays in place and `|d|`
     /// border rows (columns) are zeroed, at the start for `d > 0` and at
@@ -49,7 +51,7 @@ pub enum ShiftMode {
 
 /// Which augmentations run. [`AugmentConfig::for_dataset`] gives the
 /// paper's (Table 1 and its code).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AugmentConfig {
     /// Random horizontal flip (p = 1/2).
     pub hflip: bool,
@@ -63,6 +65,13 @@ pub struct AugmentConfig {
     pub shift_crop: usize,
     /// What the shift crop does with its offset.
     pub shift_mode: ShiftMode,
+}
+
+impl Default for AugmentConfig {
+    /// No augmentation (what runs saved before augmentation existed did).
+    fn default() -> Self {
+        AugmentConfig::NONE
+    }
 }
 
 impl AugmentConfig {

@@ -15,6 +15,7 @@ pub mod locate;
 pub mod mat5;
 pub mod mnist;
 pub mod remote;
+pub mod sampling;
 pub mod ships;
 pub mod split;
 pub mod svhn;

@@ -22,6 +22,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::data::DatasetName;
+use crate::data::augment::{AugmentConfig, Augmenter};
+use crate::data::sampling::Sampling;
 use crate::error::{Error, Result};
 use crate::masks::schedule::{LambdaScheduleConfig, TauScheduleConfig};
 use crate::masks::MaskConfig;
@@ -158,6 +160,13 @@ pub struct TrainConfig {
     /// `init_checkpoint`, this fine-tunes one point of a curve).
     #[serde(default)]
     pub freeze_mask: bool,
+    /// Training-time augmentation (the paper's per dataset; none for
+    /// runs saved before it existed).
+    #[serde(default)]
+    pub augment: AugmentConfig,
+    /// Which training items an epoch visits.
+    #[serde(default)]
+    pub sampling: Sampling,
 }
 
 impl TrainConfig {
@@ -210,6 +219,8 @@ impl TrainConfig {
                 return Err(Error::config("target-q", t.q, "needs a learned mask (static or dynamic, not frozen)"));
             }
         }
+        // The crop must fit the input (reflect padding below its sides).
+        Augmenter::new(self.augment, self.mask.input_shape())?;
         self.optim.validate()?;
         self.lambda.validate()?;
         self.tau.validate()?;
@@ -250,5 +261,7 @@ pub(crate) fn example_config() -> TrainConfig {
         warmup: None,
         init_checkpoint: None,
         freeze_mask: false,
+        augment: AugmentConfig::NONE,
+        sampling: Sampling::Shuffle,
     }
 }

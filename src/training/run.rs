@@ -19,7 +19,8 @@ use super::metrics::{CurvePoint, EpochMetrics, JsonlWriter, QCurve};
 use super::progress::Progress;
 use super::step::{Learner, StepParams};
 use super::{SelectOn, TrainConfig};
-use crate::data::batch::{TensorSplit, epoch_rng};
+use crate::data::augment::Augmenter;
+use crate::data::batch::{TensorSplit, augment_rng, epoch_rng};
 use crate::data::split::train_val_split;
 use crate::data::{Dataset, DatasetInfo};
 use crate::masks::Mask;
@@ -218,7 +219,8 @@ impl TrainConfig {
         let mut metrics = JsonlWriter::create(&run_dir.join("metrics.jsonl"))?;
         let ce = CrossEntropyLossConfig::new().init(device);
         let mut summary: Option<RunSummary> = None;
-        let n_batches = data.train.n_batches(self.batch_size);
+        let n_batches = self.sampling.epoch_len(&data.train.classes).div_ceil(self.batch_size);
+        let mut augmenter = Augmenter::new(self.augment, data.info.shape)?;
 
         for epoch in 1..=self.n_epochs {
             // Train one epoch.
@@ -232,8 +234,10 @@ impl TrainConfig {
             };
             let bar = progress.epoch_bar(epoch, self.n_epochs, n_batches);
             let (mut loss_sum, mut task_sum, mut q_sum) = (0.0f64, 0.0f64, 0.0f64);
-            let mut rng = epoch_rng(seed, epoch);
-            for (i, batch) in data.train.shuffled(self.batch_size, &mut rng).enumerate() {
+            let order = self.sampling.epoch_order(&data.train.classes, &mut epoch_rng(seed, epoch));
+            let mut aug_rng = augment_rng(seed, epoch);
+            for (i, batch) in data.train.in_order(self.batch_size, &order).enumerate() {
+                let batch = batch.augmented(&mut augmenter, &mut aug_rng);
                 if let Some(b) = &budget {
                     params.lambda = b.lambda();
                 }

@@ -87,5 +87,7 @@ pub fn synthetic_config(data: &SyntheticData, n_epochs: usize) -> TrainConfig {
         warmup: None,
         init_checkpoint: None,
         freeze_mask: false,
+        augment: Default::default(),
+        sampling: Default::default(),
     }
 }
