@@ -99,3 +99,63 @@ fn cells_map_channels_and_count_values() {
     assert_eq!(layout.values_per_cell, vec![18, 12, 12, 8]);
     assert!((layout.value_fraction(&[0.0, 0.0, 0.0, 1.0]) - 8.0 / 50.0).abs() < 1e-12);
 }
+
+/// Rows (or columns) of each of `cells` grid cells on `pixels`, by the nearest rule.
+fn cell_extents(cells: usize, pixels: usize) -> Vec<usize> {
+    let mut extents = vec![0; cells];
+    for d in 0..pixels {
+        extents[nearest_source_index(d, cells, pixels)] += 1;
+    }
+    extents
+}
+
+#[test]
+fn channel_masks_on_the_36_band_remote_shape_select_whole_bands() {
+    let layout = "channel".parse::<Granularity>().unwrap().layout([36, 35, 35]).unwrap();
+    assert_eq!(layout.mask, [36, 1, 1]);
+    assert_eq!(layout.values_per_cell, vec![35 * 35; 36]);
+    // Band k's values all map to cell k, in channel-major order.
+    for (v, &cell) in layout.cell_of_value.iter().enumerate() {
+        assert_eq!(cell, v / (35 * 35));
+    }
+    // Keeping 9 of 36 bands: Q = bytes = 0.25 (equal cells).
+    let mut keep = vec![0.0f32; 36];
+    keep[..9].iter_mut().for_each(|k| *k = 1.0);
+    assert!((layout.value_fraction(&keep) - 0.25).abs() < 1e-12);
+    let up = layout.upsample(&keep);
+    assert_eq!(up.iter().filter(|&&v| v == 1.0).count(), 9 * 35 * 35);
+}
+
+#[test]
+fn twelve_by_twelve_grids_make_uneven_blocks_on_32_pixels_and_32_pixel_blocks_on_384() {
+    // 32 px in 12 cells (METHOD.md: "on sizes that do not divide evenly the
+    // nearest rule makes uneven blocks"): 8 cells of 3 rows and 4 of 2.
+    let rows = cell_extents(12, 32);
+    assert_eq!(rows.iter().sum::<usize>(), 32);
+    assert_eq!((rows.iter().filter(|&&r| r == 3).count(), rows.iter().filter(|&&r| r == 2).count()), (8, 4));
+    let layout = "CXLIVdrant".parse::<Granularity>().unwrap().layout([3, 32, 32]).unwrap();
+    assert_eq!(layout.mask, [1, 12, 12]);
+    for (cell, &n) in layout.values_per_cell.iter().enumerate() {
+        assert_eq!(n, 3 * rows[cell / 12] * rows[cell % 12], "cell {cell}");
+    }
+    // Q counts cells, bytes count values: one 3x3 cell of 144 is Q 1/144
+    // but 27/3072 of the bytes; one 2x2 cell moves 12/3072.
+    let big = rows.iter().position(|&r| r == 3).unwrap();
+    let small = rows.iter().position(|&r| r == 2).unwrap();
+    let mut one = vec![0.0f32; 144];
+    one[big * 12 + big] = 1.0;
+    assert!((layout.value_fraction(&one) - 27.0 / 3072.0).abs() < 1e-12);
+    one[big * 12 + big] = 0.0;
+    one[small * 12 + small] = 1.0;
+    assert!((layout.value_fraction(&one) - 12.0 / 3072.0).abs() < 1e-12);
+
+    // Ships, 384 px: the 12x12 grid is 32-pixel blocks, per channel with "sub".
+    assert_eq!(cell_extents(12, 384), vec![32; 12]);
+    let layout = "subCXLIVdrant".parse::<Granularity>().unwrap().layout([3, 384, 384]).unwrap();
+    assert_eq!(layout.mask, [3, 12, 12]);
+    assert_eq!(layout.values_per_cell, vec![32 * 32; 3 * 144]);
+    // Value (c, y, x) belongs to cell (c, y / 32, x / 32).
+    for (c, y, x) in [(0, 0, 0), (1, 31, 32), (2, 383, 383), (1, 200, 17)] {
+        assert_eq!(layout.cell_of_value[(c * 384 + y) * 384 + x], c * 144 + (y / 32) * 12 + x / 32);
+    }
+}
