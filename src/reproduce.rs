@@ -117,8 +117,8 @@ pub fn presets() -> Vec<Preset> {
         dynamic_row("dynamic-ships-grid48", "ships", "sub48drant", "convatt", ["0.025", "1.15", "9"], "0.0005", "400", "needs SqueezeNet 1.1, not implemented yet (issue 5)"),
         baseline("random-mnist-pixel", "mnist", "random", 784, 422, 50, "removal rate: our choice (Q reaches 0 at the last epoch); the supplement does not list it"),
         baseline("random-fmnist-pixel", "fashion_mnist", "random", 784, 422, 50, "removal rate: our choice (Q reaches 0 at the last epoch); the supplement does not list it"),
-        baseline("given-mnist-pixel", "mnist", "given", 784, 422, 50, "importance map from a random forest: importance/mnist.npy (selmask importance is not implemented yet, issue 3)"),
-        baseline("given-fmnist-pixel", "fashion_mnist", "given", 784, 422, 50, "importance map from a random forest: importance/fashion_mnist.npy (selmask importance is not implemented yet, issue 3)"),
+        baseline("given-mnist-pixel", "mnist", "given", 784, 422, 50, "importance map from a random forest: importance/mnist.npy (make it with `selmask importance --dataset mnist --out importance/mnist.npy`)"),
+        baseline("given-fmnist-pixel", "fashion_mnist", "given", 784, 422, 50, "importance map from a random forest: importance/fashion_mnist.npy (make it with `selmask importance --dataset fashion_mnist --out importance/fashion_mnist.npy`)"),
     ]
 }
 
