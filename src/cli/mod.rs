@@ -173,9 +173,6 @@ pub fn parse_bool(s: &str) -> std::result::Result<bool, String> {
 pub enum BackendChoice {
     /// Burn's pure-Rust CPU backend (with selmask's convolution kernels).
     Flex,
-    /// NVIDIA GPU 0 through Burn's CUDA backend (build with `--features cuda`).
-    #[cfg(feature = "cuda")]
-    Cuda,
     /// The default GPU through Burn's wgpu backend (Vulkan/Metal/DX12; build with `--features wgpu`).
     #[cfg(feature = "wgpu")]
     Wgpu,
@@ -196,7 +193,7 @@ pub struct DataArgs {
     /// Network: lenet5 (28x28 inputs) or mlp [default: lenet5 for mnist/fashion_mnist/synthetic].
     #[arg(long)]
     pub network: Option<String>,
-    /// Compute backend: flex (CPU) is always built in; cuda and wgpu exist in builds with those cargo features.
+    /// Compute backend: flex (CPU) is always built in; wgpu (a GPU) exists in builds with `--features wgpu`.
     #[arg(long, value_enum, default_value_t = BackendChoice::Flex)]
     pub backend: BackendChoice,
     /// Training-time augmentation, drawn per item from the run's seed: paper (the supplement's Table 1:

@@ -21,8 +21,6 @@ use crate::util::{read_json, write_json};
 pub fn device(backend: BackendChoice) -> Device {
     match backend {
         BackendChoice::Flex => Device::flex().autodiff(),
-        #[cfg(feature = "cuda")]
-        BackendChoice::Cuda => Device::cuda(0).autodiff(),
         #[cfg(feature = "wgpu")]
         BackendChoice::Wgpu => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice).autodiff(),
     }
