@@ -5,6 +5,13 @@
 //! PyTorch `state_dict`. `Linear` weights are stored as PyTorch stores them,
 //! `[out, in]` (Burn keeps `[in, out]`), so `torch.nn.Linear` loads them as
 //! they are; convolution weights already share PyTorch's `[out, in, kh, kw]`.
+//! `BatchNorm`'s learned scale and shift, `gamma` and `beta` in Burn, are
+//! PyTorch's `weight` and `bias`; its running statistics (Burn's
+//! `RunningState`, visited like parameters) are exported and loaded as
+//! `running_mean` and `running_var`, so a network with batch norm infers the
+//! same after a round trip. PyTorch's integer `num_batches_tracked` is not
+//! written (the files are f32 only); `torch`'s `load_state_dict` fills it in
+//! when it is absent.
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
@@ -29,13 +36,20 @@ impl Path {
     }
 
     /// The dotted name of the current parameter; enum variants are skipped
-    /// because they are a Rust detail, not part of the network's structure.
+    /// because they are a Rust detail, not part of the network's structure,
+    /// and batch norm's `gamma`/`beta` take PyTorch's names.
     fn name(&self) -> String {
+        let last = self.levels.len().saturating_sub(1);
         let parts: Vec<&str> = self
             .levels
             .iter()
-            .filter(|(_, container)| !container.starts_with("Enum:"))
-            .map(|(name, _)| name.as_str())
+            .enumerate()
+            .filter(|(_, (_, container))| !container.starts_with("Enum:"))
+            .map(|(i, (name, container))| match (name.as_str(), container.as_str()) {
+                ("gamma", "Struct:BatchNorm") if i == last => "weight",
+                ("beta", "Struct:BatchNorm") if i == last => "bias",
+                (name, _) => name,
+            })
             .collect();
         parts.join(".")
     }
@@ -83,10 +97,13 @@ impl ModuleVisitor for Collector {
     }
 }
 
-/// The float parameters of `module` by name (see the module docs).
+/// The float parameters (and batch-norm running statistics) of `module` by
+/// name (see the module docs).
 pub fn module_tensors<M: Module>(module: &M) -> TensorMap {
     let mut c = Collector { path: Path::default(), out: TensorMap::new() };
-    module.visit(&mut c);
+    // `valid()` folds the latest running-statistics update into the value a
+    // visitor reads (Burn keeps it aside until the next forward pass).
+    module.valid().visit(&mut c);
     c.out
 }
 
@@ -136,7 +153,9 @@ impl ModuleMapper for Loader<'_> {
         let values = if linear { transpose(&t.values, [t.shape[0], t.shape[1]]) } else { t.values.clone() };
         param.map(|old| {
             let device = old.device();
-            Tensor::from_data(TensorData::new(values, expected.clone()), &device)
+            let new = Tensor::from_data(TensorData::new(values, expected.clone()), &device);
+            // A trainable parameter stays trainable (loading onto an autodiff device).
+            if old.is_require_grad() { new.require_grad() } else { new }
         })
     }
 }

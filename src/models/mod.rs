@@ -1,14 +1,36 @@
 //! Prediction networks, behind one [`Network`] type.
+//!
+//! The paper's network per dataset ([`NetworkConfig::for_dataset`]):
+//! LeNet5 for MNIST and Fashion-MNIST, ResNet20 for CIFAR-10 and SVHN,
+//! ResNet20 with a strided first stage for Galaxy10, the all-convolutional
+//! net for the remote-sensing data and SqueezeNet 1.1 for the ships.
 
+pub mod allconv;
 pub mod lenet5;
 pub mod mlp;
+pub mod resnet;
+pub mod squeezenet;
 
+use std::path::PathBuf;
+
+use burn::module::{ModuleVisitor, Param};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::data::DatasetName;
 use crate::error::{Error, Result};
+use allconv::{AllConv, AllConvConfig};
 use lenet5::{LeNet5, LeNet5Config};
 use mlp::{Mlp, MlpConfig};
+use resnet::{ResNet20, ResNet20Config};
+use squeezenet::{SqueezeNet, SqueezeNetConfig};
+
+/// Every name [`NetworkConfig::by_name`] knows, for messages and help.
+pub const NETWORK_NAMES: &str = "lenet5, mlp, resnet20, resnet20-s2, allconv, squeezenet1_1";
+
+fn one() -> usize {
+    1
+}
 
 /// Which network, with its settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,6 +40,26 @@ pub enum NetworkConfig {
     Lenet5 { channels: usize, n_classes: usize },
     /// A one-hidden-layer perceptron.
     Mlp { inputs: usize, n_classes: usize, hidden: usize },
+    /// ResNet20 (CIFAR-10, SVHN; Galaxy10 with `first_stride` 2).
+    Resnet20 {
+        channels: usize,
+        n_classes: usize,
+        /// Stride of stage 1's first block (see [`ResNet20Config::first_stride`]).
+        #[serde(default = "one")]
+        first_stride: usize,
+    },
+    /// The all-convolutional net of the remote-sensing experiment.
+    #[serde(rename = "allconv")]
+    AllConv { channels: usize, n_classes: usize },
+    /// SqueezeNet 1.1 (ships), optionally starting from torchvision's
+    /// ImageNet weights in a local safetensors file.
+    #[serde(rename = "squeezenet1_1")]
+    SqueezeNet11 {
+        channels: usize,
+        n_classes: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pretrained: Option<PathBuf>,
+    },
 }
 
 /// A prediction network.
@@ -27,25 +69,87 @@ pub enum Network {
     Lenet5(LeNet5),
     /// See [`Mlp`].
     Mlp(Mlp),
+    /// See [`ResNet20`].
+    Resnet20(ResNet20),
+    /// See [`AllConv`].
+    AllConv(AllConv),
+    /// See [`SqueezeNet`].
+    SqueezeNet11(SqueezeNet),
 }
 
 impl NetworkConfig {
-    /// The network named `name` for inputs of `shape` with `n_classes` classes.
+    /// The network named `name` (one of [`NETWORK_NAMES`]) for inputs of
+    /// `shape` with `n_classes` classes.
     pub fn by_name(name: &str, shape: [usize; 3], n_classes: usize) -> Result<Self> {
         let [c, h, w] = shape;
+        let too_small = |need: &str| Error::config("network", name, format!("{name} needs {need}, the dataset has {h}x{w}"));
         match name {
             "lenet5" => {
                 if h != 28 || w != 28 {
-                    return Err(Error::config(
-                        "network",
-                        name,
-                        format!("lenet5 needs 28x28 inputs, the dataset has {h}x{w}"),
-                    ));
+                    return Err(too_small("28x28 inputs"));
                 }
                 Ok(NetworkConfig::Lenet5 { channels: c, n_classes })
             }
             "mlp" => Ok(NetworkConfig::Mlp { inputs: c * h * w, n_classes, hidden: 128 }),
-            _ => Err(Error::config("network", name, "known networks: lenet5, mlp")),
+            "resnet20" | "resnet20-s2" => {
+                let first_stride = if name == "resnet20" { 1 } else { 2 };
+                Ok(NetworkConfig::Resnet20 { channels: c, n_classes, first_stride })
+            }
+            "allconv" => {
+                // Reflection padding needs maps of at least 2x2 after each
+                // strided convolution.
+                if h < 3 || w < 3 {
+                    return Err(too_small("inputs of at least 3x3"));
+                }
+                Ok(NetworkConfig::AllConv { channels: c, n_classes })
+            }
+            "squeezenet1_1" => {
+                if squeezenet::feature_size(h).is_none() || squeezenet::feature_size(w).is_none() {
+                    return Err(too_small(&format!("inputs of at least {0}x{0}", squeezenet::MIN_SIZE)));
+                }
+                Ok(NetworkConfig::SqueezeNet11 { channels: c, n_classes, pretrained: None })
+            }
+            _ => Err(Error::config("network", name, format!("known networks: {NETWORK_NAMES}"))),
+        }
+    }
+
+    /// The paper's network for `dataset` (inputs of `shape`, `n_classes`
+    /// classes): lenet5 for mnist and fashion_mnist, resnet20 for cifar10
+    /// and svhn, resnet20-s2 for galaxy10, allconv for remote and
+    /// squeezenet1_1 for ships. Synthetic data get lenet5 when they are
+    /// 28x28 (the default synthetic set), else mlp.
+    pub fn for_dataset(dataset: DatasetName, shape: [usize; 3], n_classes: usize) -> Result<Self> {
+        let name = match dataset {
+            DatasetName::Mnist | DatasetName::FashionMnist => "lenet5",
+            DatasetName::Synthetic if shape[1..] == [28, 28] => "lenet5",
+            DatasetName::Synthetic => "mlp",
+            DatasetName::Cifar10 | DatasetName::Svhn => "resnet20",
+            DatasetName::Galaxy10 => "resnet20-s2",
+            DatasetName::Remote => "allconv",
+            DatasetName::Ships => "squeezenet1_1",
+        };
+        Self::by_name(name, shape, n_classes)
+    }
+
+    /// This network starting from the pretrained weights in `path` (none
+    /// when `None`). Only squeezenet1_1 has pretrained weights; the file
+    /// must exist (it is read by [`NetworkConfig::build`]).
+    pub fn with_pretrained(self, path: Option<PathBuf>) -> Result<Self> {
+        let Some(path) = path else {
+            return Ok(self);
+        };
+        match self {
+            NetworkConfig::SqueezeNet11 { channels, n_classes, .. } => {
+                if !path.is_file() {
+                    return Err(Error::config("pretrained", path.display(), "no such file"));
+                }
+                Ok(NetworkConfig::SqueezeNet11 { channels, n_classes, pretrained: Some(path) })
+            }
+            other => Err(Error::config(
+                "pretrained",
+                path.display(),
+                format!("only squeezenet1_1 has pretrained weights, the network is {}", other.name()),
+            )),
         }
     }
 
@@ -54,10 +158,15 @@ impl NetworkConfig {
         match self {
             NetworkConfig::Lenet5 { .. } => "lenet5",
             NetworkConfig::Mlp { .. } => "mlp",
+            NetworkConfig::Resnet20 { first_stride: 1, .. } => "resnet20",
+            NetworkConfig::Resnet20 { .. } => "resnet20-s2",
+            NetworkConfig::AllConv { .. } => "allconv",
+            NetworkConfig::SqueezeNet11 { .. } => "squeezenet1_1",
         }
     }
 
-    /// Builds the network on `device`.
+    /// Builds the network on `device`, randomly initialised (pretrained
+    /// weights are not read: see [`NetworkConfig::build`]).
     pub fn init(&self, device: &Device) -> Network {
         match *self {
             NetworkConfig::Lenet5 { channels, n_classes } => {
@@ -66,8 +175,64 @@ impl NetworkConfig {
             NetworkConfig::Mlp { inputs, n_classes, hidden } => {
                 Network::Mlp(MlpConfig::new(inputs, n_classes).with_hidden(hidden).init(device))
             }
+            NetworkConfig::Resnet20 { channels, n_classes, first_stride } => Network::Resnet20(
+                ResNet20Config::new()
+                    .with_channels(channels)
+                    .with_n_classes(n_classes)
+                    .with_first_stride(first_stride)
+                    .init(device),
+            ),
+            NetworkConfig::AllConv { channels, n_classes } => {
+                Network::AllConv(AllConvConfig::new().with_channels(channels).with_n_classes(n_classes).init(device))
+            }
+            NetworkConfig::SqueezeNet11 { channels, n_classes, .. } => Network::SqueezeNet11(
+                SqueezeNetConfig::new().with_channels(channels).with_n_classes(n_classes).init(device),
+            ),
         }
     }
+
+    /// Builds the network on `device` as training starts it: initialised,
+    /// then loaded with its pretrained weights when it has a file.
+    pub fn build(&self, device: &Device) -> Result<Network> {
+        let net = self.init(device);
+        match (self, net) {
+            (NetworkConfig::SqueezeNet11 { pretrained: Some(path), .. }, Network::SqueezeNet11(n)) => {
+                Ok(Network::SqueezeNet11(n.load_pretrained(path)?))
+            }
+            (_, net) => Ok(net),
+        }
+    }
+}
+
+/// Counts trainable values: parameters, not batch norm's running
+/// statistics (which Burn's `num_params` includes).
+struct ParameterCounter {
+    field: Vec<String>,
+    count: usize,
+}
+
+impl ModuleVisitor for ParameterCounter {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.field.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.field.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if !matches!(self.field.last().map(String::as_str), Some("running_mean" | "running_var")) {
+            self.count += param.shape().num_elements();
+        }
+    }
+}
+
+/// Trainable values of `module`, counted as PyTorch's `sum(p.numel() for p
+/// in net.parameters())`.
+pub fn trainable_parameters<M: Module>(module: &M) -> usize {
+    let mut counter = ParameterCounter { field: Vec::new(), count: 0 };
+    module.visit(&mut counter);
+    counter.count
 }
 
 impl Network {
@@ -78,6 +243,9 @@ impl Network {
         match self {
             Network::Lenet5(n) => n.forward(x),
             Network::Mlp(n) => n.forward(x),
+            Network::Resnet20(n) => n.forward(x),
+            Network::AllConv(n) => n.forward(x),
+            Network::SqueezeNet11(n) => n.forward(x),
         }
     }
 }
