@@ -180,7 +180,7 @@ pub fn load_module_tensors<M: Module>(module: M, tensors: &TensorMap, what: &str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::NetworkConfig;
+    use crate::models::{Network, NetworkConfig};
 
     #[test]
     fn lenet5_round_trips_with_pytorch_names_and_layout() {
@@ -198,6 +198,58 @@ mod tests {
         let fresh = NetworkConfig::by_name("lenet5", [1, 28, 28], 10).unwrap().init(&device);
         let loaded = load_module_tensors(fresh, &map, "weights.safetensors").unwrap();
         assert_eq!(module_tensors(&loaded), map);
+    }
+
+    #[test]
+    fn resnet20_round_trips_with_akamaster_names_and_batch_norm_statistics() {
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let cfg = NetworkConfig::by_name("resnet20", [3, 32, 32], 10).unwrap();
+        let net = cfg.init(&device);
+        // A training-mode forward pass moves the running statistics away
+        // from their initial 0 and 1.
+        let x = Tensor::<4>::random([4, 3, 32, 32], burn::tensor::Distribution::Normal(0.5, 2.0), &device);
+        let _ = net.forward(x.clone());
+        let map = module_tensors(&net);
+        for name in [
+            "conv1.weight",
+            "bn1.weight",
+            "bn1.bias",
+            "bn1.running_mean",
+            "bn1.running_var",
+            "layer1.0.conv1.weight",
+            "layer1.0.bn1.weight",
+            "layer3.2.bn2.running_var",
+            "linear.weight",
+            "linear.bias",
+        ] {
+            assert!(map.contains_key(name), "{name} not in {:?}", map.keys().collect::<Vec<_>>());
+        }
+        assert!(!map.keys().any(|k| k.contains("gamma") || k.contains("beta")));
+        assert_eq!(map["linear.weight"].shape, [10, 64]);
+        assert!(map["bn1.running_mean"].values.iter().any(|&v| v != 0.0), "running mean not updated");
+
+        let plain = Device::flex();
+        let loaded = load_module_tensors(cfg.init(&plain), &map, "weights.safetensors").unwrap();
+        assert_eq!(module_tensors(&loaded), map);
+        // Inference (running statistics) gives the same outputs.
+        let x = x.inner();
+        let a: Vec<f32> = net.valid().forward(x.clone()).into_data().to_vec().unwrap();
+        let b: Vec<f32> = loaded.forward(x).into_data().to_vec().unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn loading_onto_an_autodiff_device_keeps_parameters_trainable() {
+        let device = Device::flex().autodiff();
+        let cfg = NetworkConfig::by_name("mlp", [1, 4, 4], 3).unwrap();
+        let map = module_tensors(&cfg.init(&device));
+        let net = load_module_tensors(cfg.init(&device), &map, "w.safetensors").unwrap();
+        let x = Tensor::<4>::ones([2, 1, 4, 4], &device);
+        let grads = net.forward(x).sum().backward();
+        let Network::Mlp(mlp) = &net else { unreachable!() };
+        let n = burn::optim::GradientsParams::from_grads(grads, mlp).len();
+        assert_eq!(n, 4, "weights and biases of both layers get gradients");
     }
 
     #[test]

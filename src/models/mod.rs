@@ -249,3 +249,99 @@ impl Network {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_builds_a_network_for_its_dataset_shape() {
+        let device = Device::flex();
+        let cases: [(&str, [usize; 3], usize); 6] = [
+            ("lenet5", [1, 28, 28], 10),
+            ("mlp", [2, 6, 6], 4),
+            ("resnet20", [3, 32, 32], 10),
+            ("resnet20-s2", [3, 69, 69], 10),
+            ("allconv", [36, 35, 35], 13),
+            ("squeezenet1_1", [3, 64, 64], 2),
+        ];
+        for (name, [c, h, w], classes) in cases {
+            let cfg = NetworkConfig::by_name(name, [c, h, w], classes).unwrap();
+            assert_eq!(cfg.name(), name);
+            let net = cfg.build(&device).unwrap();
+            let y = net.forward(Tensor::zeros([2, c, h, w], &device));
+            assert_eq!(y.dims(), [2, classes], "{name}");
+        }
+    }
+
+    #[test]
+    fn inputs_too_small_are_refused_by_name() {
+        for (name, shape) in [("lenet5", [1, 32, 32]), ("allconv", [36, 2, 35]), ("squeezenet1_1", [3, 24, 24])] {
+            let err = NetworkConfig::by_name(name, shape, 2).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("invalid network = {name}:")), "{err}");
+        }
+        assert!(NetworkConfig::by_name("squeezenet1_1", [3, squeezenet::MIN_SIZE, squeezenet::MIN_SIZE], 2).is_ok());
+        let err = NetworkConfig::by_name("resnet56", [3, 32, 32], 10).unwrap_err().to_string();
+        assert!(err.contains(NETWORK_NAMES), "{err}");
+    }
+
+    #[test]
+    fn the_papers_network_per_dataset() {
+        let name = |d, shape, classes| NetworkConfig::for_dataset(d, shape, classes).unwrap().name();
+        assert_eq!(name(DatasetName::Mnist, [1, 28, 28], 10), "lenet5");
+        assert_eq!(name(DatasetName::FashionMnist, [1, 28, 28], 10), "lenet5");
+        assert_eq!(name(DatasetName::Synthetic, [1, 28, 28], 4), "lenet5");
+        assert_eq!(name(DatasetName::Synthetic, [2, 6, 6], 4), "mlp");
+        assert_eq!(name(DatasetName::Cifar10, [3, 32, 32], 10), "resnet20");
+        assert_eq!(name(DatasetName::Svhn, [3, 32, 32], 10), "resnet20");
+        assert_eq!(name(DatasetName::Galaxy10, [3, 69, 69], 10), "resnet20-s2");
+        assert_eq!(name(DatasetName::Remote, [36, 35, 35], 13), "allconv");
+        assert_eq!(name(DatasetName::Ships, [3, 384, 384], 2), "squeezenet1_1");
+        let galaxy = NetworkConfig::for_dataset(DatasetName::Galaxy10, [3, 69, 69], 10).unwrap();
+        assert_eq!(galaxy, NetworkConfig::Resnet20 { channels: 3, n_classes: 10, first_stride: 2 });
+    }
+
+    #[test]
+    fn json_of_old_and_new_configs_parses() {
+        // Configs written before the new networks existed.
+        let old: NetworkConfig = serde_json::from_str(r#"{"kind":"lenet5","channels":1,"n_classes":10}"#).unwrap();
+        assert_eq!(old, NetworkConfig::Lenet5 { channels: 1, n_classes: 10 });
+        let old: NetworkConfig = serde_json::from_str(r#"{"kind":"mlp","inputs":784,"n_classes":10,"hidden":128}"#).unwrap();
+        assert_eq!(old.name(), "mlp");
+        for cfg in [
+            NetworkConfig::Resnet20 { channels: 3, n_classes: 10, first_stride: 2 },
+            NetworkConfig::AllConv { channels: 36, n_classes: 13 },
+            NetworkConfig::SqueezeNet11 { channels: 3, n_classes: 2, pretrained: None },
+            NetworkConfig::SqueezeNet11 { channels: 3, n_classes: 2, pretrained: Some("w.safetensors".into()) },
+        ] {
+            let json = serde_json::to_string(&cfg).unwrap();
+            assert_eq!(serde_json::from_str::<NetworkConfig>(&json).unwrap(), cfg, "{json}");
+        }
+        let json = serde_json::to_string(&NetworkConfig::SqueezeNet11 { channels: 3, n_classes: 2, pretrained: None }).unwrap();
+        assert_eq!(json, r#"{"kind":"squeezenet1_1","channels":3,"n_classes":2}"#);
+        let r: NetworkConfig = serde_json::from_str(r#"{"kind":"resnet20","channels":3,"n_classes":10}"#).unwrap();
+        assert_eq!(r.name(), "resnet20");
+        assert_eq!(serde_json::to_string(&NetworkConfig::AllConv { channels: 1, n_classes: 2 }).unwrap(), r#"{"kind":"allconv","channels":1,"n_classes":2}"#);
+    }
+
+    #[test]
+    fn pretrained_weights_only_for_squeezenet_and_existing_files() {
+        let cifar = NetworkConfig::by_name("resnet20", [3, 32, 32], 10).unwrap();
+        assert_eq!(cifar.clone().with_pretrained(None).unwrap(), cifar);
+        let err = cifar.with_pretrained(Some("w.safetensors".into())).unwrap_err().to_string();
+        assert!(err.contains("pretrained = w.safetensors") && err.contains("resnet20"), "{err}");
+        let ships = NetworkConfig::by_name("squeezenet1_1", [3, 384, 384], 2).unwrap();
+        let err = ships.with_pretrained(Some("/no/such/w.safetensors".into())).unwrap_err().to_string();
+        assert!(err.contains("/no/such/w.safetensors") && err.contains("no such file"), "{err}");
+    }
+
+    #[test]
+    fn build_reads_the_pretrained_file_and_names_it_when_bad() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broken.safetensors");
+        std::fs::write(&path, b"not safetensors").unwrap();
+        let cfg = NetworkConfig::by_name("squeezenet1_1", [3, 64, 64], 2).unwrap().with_pretrained(Some(path)).unwrap();
+        let err = cfg.build(&Device::flex()).unwrap_err().to_string();
+        assert!(err.contains("broken.safetensors") && err.contains("malformed safetensors"), "{err}");
+    }
+}
