@@ -371,7 +371,10 @@ pub struct BenchArgs {
     /// Directory with Fashion-MNIST [default: $SELMASK_DATA, then Debian's].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Limit the epoch to this many batches (0: the whole 60,000 images).
+    /// train-epoch: the network, lenet5 (on Fashion-MNIST) or resnet20 (on 50,000 generated CIFAR-shaped 3x32x32 images) [default: lenet5].
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Limit the epoch to this many batches (0: the whole training set, 60,000 or 50,000 images).
     #[arg(long, default_value_t = 0)]
     pub batches: usize,
     /// Epochs to time (the first also warms caches up; each is reported).
@@ -409,7 +412,7 @@ pub struct BenchArgs {
 /// Benchmarks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BenchTarget {
-    /// One training epoch of LeNet5 + static pixel mask on Fashion-MNIST, batch 128.
+    /// One training epoch of LeNet5 + static pixel mask on Fashion-MNIST (or ResNet20 on CIFAR-shaped data, --network resnet20), batch 128.
     TrainEpoch,
     /// A bounded load test of the storage server on loopback (p50/p99 latency, items/s, memory).
     Serve,
