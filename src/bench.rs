@@ -29,6 +29,8 @@ pub fn peak_rss_bytes() -> Option<u64> {
 pub struct EpochBench {
     /// What was measured.
     pub benchmark: &'static str,
+    /// The network trained.
+    pub network: String,
     /// Images per epoch.
     pub samples: usize,
     /// Batch size.
@@ -56,15 +58,45 @@ fn cpu_model() -> Option<String> {
     Some(line.split(':').nth(1)?.trim().to_string())
 }
 
-/// Times training epochs of LeNet5 + a static pixel mask on Fashion-MNIST.
+/// Images of the generated CIFAR-shaped training set of `bench train-epoch
+/// --network resnet20` (CIFAR-10's training set size).
+pub const CIFAR_SHAPED_IMAGES: usize = 50_000;
+
+/// The training split and dataset description a benchmark epoch runs on:
+/// Fashion-MNIST for lenet5, generated CIFAR-shaped data for resnet20 (its
+/// speed does not depend on the pixel values, and CIFAR-10 need not be
+/// installed).
+fn bench_data(args: &BenchArgs, network: &str) -> Result<(crate::data::ImageSet, crate::data::DatasetInfo, &'static str)> {
+    match network {
+        "lenet5" => {
+            let dataset =
+                data::load(DatasetName::FashionMnist, args.data_dir.as_deref()).context("loading Fashion-MNIST")?;
+            Ok((dataset.train, dataset.info, "train-epoch: LeNet5 + static pixel mask, Fashion-MNIST train set"))
+        }
+        "resnet20" => {
+            use crate::transfer::fixtures::synthetic_set;
+            let shape = [3, 32, 32];
+            let set = synthetic_set(shape, CIFAR_SHAPED_IMAGES, crate::export::format::StoredDtype::U8, 0);
+            let info = crate::data::cifar10::info();
+            anyhow::ensure!(info.shape == shape, "CIFAR-10 is {:?}, not {shape:?}", info.shape);
+            Ok((set, info, "train-epoch: ResNet20 + static pixel mask, 50,000 generated 3x32x32 images (CIFAR-10-shaped)"))
+        }
+        other => anyhow::bail!("bench train-epoch: unknown --network '{other}' (lenet5 or resnet20)"),
+    }
+}
+
+/// Times training epochs of a network + a static pixel mask: LeNet5 on
+/// Fashion-MNIST, or ResNet20 on CIFAR-shaped data (`--network`).
 pub fn train_epoch(args: &BenchArgs) -> Result<EpochBench> {
-    let dataset = data::load(DatasetName::FashionMnist, args.data_dir.as_deref()).context("loading Fashion-MNIST")?;
+    let network_name = args.network.as_deref().unwrap_or("lenet5");
+    let (train, info, benchmark) = bench_data(args, network_name)?;
     let device = Device::flex().autodiff();
     device.seed(0);
-    let split = TensorSplit::new(&dataset.train, &dataset.info, &device);
+    let split = TensorSplit::new(&train, &info, &device);
+    drop(train);
     let batch_size = 128;
-    let shape = dataset.info.shape;
-    let network = NetworkConfig::by_name("lenet5", shape, dataset.info.n_classes)?;
+    let shape = info.shape;
+    let network = NetworkConfig::by_name(network_name, shape, info.n_classes)?;
     let mask = StaticMaskConfig {
         input_shape: shape,
         granularity: Granularity::Pixel,
@@ -105,7 +137,8 @@ pub fn train_epoch(args: &BenchArgs) -> Result<EpochBench> {
     crate::kernels::timing::enable(false);
     let best = epochs_seconds.iter().copied().fold(f64::INFINITY, f64::min);
     Ok(EpochBench {
-        benchmark: "train-epoch: LeNet5 + static pixel mask, Fashion-MNIST train set",
+        benchmark,
+        network: network_name.to_string(),
         samples,
         batch_size,
         epoch_seconds: best,

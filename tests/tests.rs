@@ -7,6 +7,8 @@ mod fixtures;
 mod dynamic;
 #[path = "it/data.rs"]
 mod data;
+#[path = "it/datasets.rs"]
+mod datasets;
 #[path = "it/granularity.rs"]
 mod granularity;
 #[path = "it/kernels.rs"]

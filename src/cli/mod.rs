@@ -190,7 +190,7 @@ pub struct DataArgs {
     /// Fraction of the training set held out for validation (seeded by --seed).
     #[arg(long, default_value_t = 0.1)]
     pub val_split: f64,
-    /// Network: lenet5 (28x28 inputs) or mlp [default: lenet5 for mnist/fashion_mnist/synthetic].
+    /// Network: lenet5 (28x28 inputs), mlp, resnet20, resnet20-s2 (ResNet20 with stride 2 in its first stage), allconv, squeezenet1_1 [default: the paper's network for the dataset: lenet5 for mnist, fashion_mnist and 28x28 synthetic data, resnet20 for cifar10 and svhn, resnet20-s2 for galaxy10, allconv for remote, squeezenet1_1 for ships; mlp for other synthetic shapes].
     #[arg(long)]
     pub network: Option<String>,
     /// Compute backend: flex (CPU) is always built in; wgpu (a GPU) exists in builds with `--features wgpu`.
@@ -217,6 +217,9 @@ pub struct TrainArgs {
     /// Mask type: static, dynamic, random or given.
     #[arg(long)]
     pub mask_type: String,
+    /// squeezenet1_1 only: start from torchvision's ImageNet weights in this local safetensors file (nothing is downloaded); the classifier is re-initialised for the dataset's classes and the last Fire module reset, as the paper's code. Make the file with: python -c 'from safetensors.torch import save_file; import torchvision; save_file(torchvision.models.squeezenet1_1(weights="IMAGENET1K_V1").state_dict(), "squeezenet1_1.safetensors")'
+    #[arg(long)]
+    pub pretrained: Option<PathBuf>,
     /// Training batch size.
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
@@ -384,7 +387,10 @@ pub struct BenchArgs {
     /// Directory with Fashion-MNIST [default: $SELMASK_DATA, then Debian's].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Limit the epoch to this many batches (0: the whole 60,000 images).
+    /// train-epoch: the network, lenet5 (on Fashion-MNIST) or resnet20 (on 50,000 generated CIFAR-shaped 3x32x32 images) [default: lenet5].
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Limit the epoch to this many batches (0: the whole training set, 60,000 or 50,000 images).
     #[arg(long, default_value_t = 0)]
     pub batches: usize,
     /// Epochs to time (the first also warms caches up; each is reported).
@@ -422,7 +428,7 @@ pub struct BenchArgs {
 /// Benchmarks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BenchTarget {
-    /// One training epoch of LeNet5 + static pixel mask on Fashion-MNIST, batch 128.
+    /// One training epoch of LeNet5 + static pixel mask on Fashion-MNIST (or ResNet20 on CIFAR-shaped data, --network resnet20), batch 128.
     TrainEpoch,
     /// A bounded load test of the storage server on loopback (p50/p99 latency, items/s, memory).
     Serve,
@@ -519,9 +525,13 @@ impl DataArgs {
         }
     }
 
-    /// The network for inputs of `shape` with `n_classes`.
+    /// The network for inputs of `shape` with `n_classes`: `--network`, or
+    /// the paper's network for the dataset.
     pub fn network(&self, shape: [usize; 3], n_classes: usize) -> Result<NetworkConfig> {
-        NetworkConfig::by_name(self.network.as_deref().unwrap_or("lenet5"), shape, n_classes)
+        match self.network.as_deref() {
+            Some(name) => NetworkConfig::by_name(name, shape, n_classes),
+            None => NetworkConfig::for_dataset(self.dataset_name()?, shape, n_classes),
+        }
     }
 }
 
@@ -606,7 +616,7 @@ impl TrainArgs {
             .then(|| crate::training::checkpoint::warmup_path(&self.warmup_dir, dataset));
         let config = TrainConfig {
             dataset,
-            network: self.data.network(shape, n_classes)?,
+            network: self.data.network(shape, n_classes)?.with_pretrained(self.pretrained.clone())?,
             mask_type,
             use_any_mask: self.use_any_mask,
             mask: self.mask_config(mask_type, shape, granularity)?,
@@ -817,6 +827,47 @@ mod tests {
             let err = a.to_config(&m, [1, 28, 28], 10).unwrap_err().to_string();
             assert!(err.contains(needle), "{flags:?}: {err}");
         }
+    }
+
+    #[test]
+    fn the_default_network_is_the_papers_for_the_dataset() {
+        let cases: [(&str, [usize; 3], usize, &str); 5] = [
+            ("fashion_mnist", [1, 28, 28], 10, "lenet5"),
+            ("cifar10", [3, 32, 32], 10, "resnet20"),
+            ("galaxy10", [3, 69, 69], 10, "resnet20-s2"),
+            ("remote", [36, 35, 35], 13, "allconv"),
+            ("ships", [3, 384, 384], 2, "squeezenet1_1"),
+        ];
+        for (dataset, shape, classes, network) in cases {
+            let (a, m) = train(&["selmask", "train", "--dataset", dataset, "--mask-type", "static"]);
+            assert_eq!(a.to_config(&m, shape, classes).unwrap().0.network.name(), network, "{dataset}");
+        }
+        let (a, m) = train(&["selmask", "train", "--dataset", "cifar10", "--mask-type", "static", "--network", "mlp"]);
+        assert_eq!(a.to_config(&m, [3, 32, 32], 10).unwrap().0.network.name(), "mlp");
+        let (a, m) = train(&["selmask", "train", "--dataset", "cifar10", "--mask-type", "static", "--network", "vgg"]);
+        let err = a.to_config(&m, [3, 32, 32], 10).unwrap_err().to_string();
+        assert!(err.contains("vgg") && err.contains("squeezenet1_1"), "{err}");
+    }
+
+    #[test]
+    fn pretrained_weights_need_squeezenet_and_an_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("squeezenet1_1.safetensors");
+        std::fs::write(&file, b"read when training starts").unwrap();
+        let file = file.to_str().unwrap();
+        let (a, m) = train(&["selmask", "train", "--dataset", "ships", "--mask-type", "static", "--pretrained", file]);
+        let (c, _) = a.to_config(&m, [3, 384, 384], 2).unwrap();
+        assert!(matches!(&c.network, NetworkConfig::SqueezeNet11 { pretrained: Some(p), .. } if p.to_str() == Some(file)));
+
+        let (a, m) = train(&["selmask", "train", "--dataset", "cifar10", "--mask-type", "static", "--pretrained", file]);
+        let err = a.to_config(&m, [3, 32, 32], 10).unwrap_err().to_string();
+        assert!(err.contains("pretrained") && err.contains("only squeezenet1_1") && err.contains("resnet20"), "{err}");
+
+        let missing = dir.path().join("nowhere.safetensors");
+        let missing = missing.to_str().unwrap();
+        let (a, m) = train(&["selmask", "train", "--dataset", "ships", "--mask-type", "static", "--pretrained", missing]);
+        let err = a.to_config(&m, [3, 384, 384], 2).unwrap_err().to_string();
+        assert!(err.contains(missing) && err.contains("no such file"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,13 @@
 //! PyTorch `state_dict`. `Linear` weights are stored as PyTorch stores them,
 //! `[out, in]` (Burn keeps `[in, out]`), so `torch.nn.Linear` loads them as
 //! they are; convolution weights already share PyTorch's `[out, in, kh, kw]`.
+//! `BatchNorm`'s learned scale and shift, `gamma` and `beta` in Burn, are
+//! PyTorch's `weight` and `bias`; its running statistics (Burn's
+//! `RunningState`, visited like parameters) are exported and loaded as
+//! `running_mean` and `running_var`, so a network with batch norm infers the
+//! same after a round trip. PyTorch's integer `num_batches_tracked` is not
+//! written (the files are f32 only); `torch`'s `load_state_dict` fills it in
+//! when it is absent.
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
@@ -29,13 +36,20 @@ impl Path {
     }
 
     /// The dotted name of the current parameter; enum variants are skipped
-    /// because they are a Rust detail, not part of the network's structure.
+    /// because they are a Rust detail, not part of the network's structure,
+    /// and batch norm's `gamma`/`beta` take PyTorch's names.
     fn name(&self) -> String {
+        let last = self.levels.len().saturating_sub(1);
         let parts: Vec<&str> = self
             .levels
             .iter()
-            .filter(|(_, container)| !container.starts_with("Enum:"))
-            .map(|(name, _)| name.as_str())
+            .enumerate()
+            .filter(|(_, (_, container))| !container.starts_with("Enum:"))
+            .map(|(i, (name, container))| match (name.as_str(), container.as_str()) {
+                ("gamma", "Struct:BatchNorm") if i == last => "weight",
+                ("beta", "Struct:BatchNorm") if i == last => "bias",
+                (name, _) => name,
+            })
             .collect();
         parts.join(".")
     }
@@ -83,10 +97,13 @@ impl ModuleVisitor for Collector {
     }
 }
 
-/// The float parameters of `module` by name (see the module docs).
+/// The float parameters (and batch-norm running statistics) of `module` by
+/// name (see the module docs).
 pub fn module_tensors<M: Module>(module: &M) -> TensorMap {
     let mut c = Collector { path: Path::default(), out: TensorMap::new() };
-    module.visit(&mut c);
+    // `valid()` folds the latest running-statistics update into the value a
+    // visitor reads (Burn keeps it aside until the next forward pass).
+    module.valid().visit(&mut c);
     c.out
 }
 
@@ -136,7 +153,9 @@ impl ModuleMapper for Loader<'_> {
         let values = if linear { transpose(&t.values, [t.shape[0], t.shape[1]]) } else { t.values.clone() };
         param.map(|old| {
             let device = old.device();
-            Tensor::from_data(TensorData::new(values, expected.clone()), &device)
+            let new = Tensor::from_data(TensorData::new(values, expected.clone()), &device);
+            // A trainable parameter stays trainable (loading onto an autodiff device).
+            if old.is_require_grad() { new.require_grad() } else { new }
         })
     }
 }
@@ -161,7 +180,7 @@ pub fn load_module_tensors<M: Module>(module: M, tensors: &TensorMap, what: &str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::NetworkConfig;
+    use crate::models::{Network, NetworkConfig};
 
     #[test]
     fn lenet5_round_trips_with_pytorch_names_and_layout() {
@@ -179,6 +198,58 @@ mod tests {
         let fresh = NetworkConfig::by_name("lenet5", [1, 28, 28], 10).unwrap().init(&device);
         let loaded = load_module_tensors(fresh, &map, "weights.safetensors").unwrap();
         assert_eq!(module_tensors(&loaded), map);
+    }
+
+    #[test]
+    fn resnet20_round_trips_with_akamaster_names_and_batch_norm_statistics() {
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let cfg = NetworkConfig::by_name("resnet20", [3, 32, 32], 10).unwrap();
+        let net = cfg.init(&device);
+        // A training-mode forward pass moves the running statistics away
+        // from their initial 0 and 1.
+        let x = Tensor::<4>::random([4, 3, 32, 32], burn::tensor::Distribution::Normal(0.5, 2.0), &device);
+        let _ = net.forward(x.clone());
+        let map = module_tensors(&net);
+        for name in [
+            "conv1.weight",
+            "bn1.weight",
+            "bn1.bias",
+            "bn1.running_mean",
+            "bn1.running_var",
+            "layer1.0.conv1.weight",
+            "layer1.0.bn1.weight",
+            "layer3.2.bn2.running_var",
+            "linear.weight",
+            "linear.bias",
+        ] {
+            assert!(map.contains_key(name), "{name} not in {:?}", map.keys().collect::<Vec<_>>());
+        }
+        assert!(!map.keys().any(|k| k.contains("gamma") || k.contains("beta")));
+        assert_eq!(map["linear.weight"].shape, [10, 64]);
+        assert!(map["bn1.running_mean"].values.iter().any(|&v| v != 0.0), "running mean not updated");
+
+        let plain = Device::flex();
+        let loaded = load_module_tensors(cfg.init(&plain), &map, "weights.safetensors").unwrap();
+        assert_eq!(module_tensors(&loaded), map);
+        // Inference (running statistics) gives the same outputs.
+        let x = x.inner();
+        let a: Vec<f32> = net.valid().forward(x.clone()).into_data().try_to_vec::<f32>().unwrap();
+        let b: Vec<f32> = loaded.forward(x).into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn loading_onto_an_autodiff_device_keeps_parameters_trainable() {
+        let device = Device::flex().autodiff();
+        let cfg = NetworkConfig::by_name("mlp", [1, 4, 4], 3).unwrap();
+        let map = module_tensors(&cfg.init(&device));
+        let net = load_module_tensors(cfg.init(&device), &map, "w.safetensors").unwrap();
+        let x = Tensor::<4>::ones([2, 1, 4, 4], &device);
+        let grads = net.forward(x).sum().backward();
+        let Network::Mlp(mlp) = &net else { unreachable!() };
+        let n = burn::optim::GradientsParams::from_grads(grads, mlp).len();
+        assert_eq!(n, 4, "weights and biases of both layers get gradients");
     }
 
     #[test]

@@ -355,7 +355,7 @@ pub fn conv_relu_pool(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, spec: Co
 
 /// The [`ConvSpec`] of a Burn [`Conv2d`](burn::nn::conv::Conv2d) module, if
 /// our kernels handle it (symmetric explicit or no padding, dilation 1, one
-/// group, a bias).
+/// group; with or without a bias).
 pub fn spec_of(conv: &burn::nn::conv::Conv2d) -> Option<ConvSpec> {
     use burn::nn::PaddingConfig2d;
     let padding = match conv.padding {
@@ -363,17 +363,23 @@ pub fn spec_of(conv: &burn::nn::conv::Conv2d) -> Option<ConvSpec> {
         PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => [top, left],
         _ => return None,
     };
-    (conv.dilation == [1, 1] && conv.groups == 1 && conv.bias.is_some()).then_some(ConvSpec { stride: conv.stride, padding })
+    (conv.dilation == [1, 1] && conv.groups == 1).then_some(ConvSpec { stride: conv.stride, padding })
 }
 
 /// Runs a Burn [`Conv2d`](burn::nn::conv::Conv2d) module through [`conv2d`]
-/// when [`spec_of`] allows, else through Burn.
+/// when [`spec_of`] allows, else through Burn. A convolution without bias
+/// gets a zero bias: adding it costs one pass over the output, far less than
+/// the slow path it avoids (its gradient is computed but goes nowhere).
 ///
 /// # Shapes
 /// - `x` `[B, Cin, H, W]` → `[B, Cout, OH, OW]`
 pub fn conv2d_module(conv: &burn::nn::conv::Conv2d, x: Tensor<4>) -> Tensor<4> {
-    match (spec_of(conv), &conv.bias) {
-        (Some(spec), Some(bias)) => conv2d(x, conv.weight.val(), bias.val(), spec),
-        _ => conv.forward(x),
-    }
+    let Some(spec) = spec_of(conv) else {
+        return conv.forward(x);
+    };
+    let bias = match &conv.bias {
+        Some(bias) => bias.val(),
+        None => Tensor::zeros([conv.weight.dims()[0]], &x.device()),
+    };
+    conv2d(x, conv.weight.val(), bias, spec)
 }

@@ -163,7 +163,8 @@ impl TrainConfig {
 
         // Modules and optimisers.
         let mut net_optim = self.optim.net();
-        let mut net = self.network.init(device);
+        // With its pretrained weights, when it has them (SqueezeNet 1.1).
+        let mut net = self.network.build(device)?;
         if let Some(path) = &self.warmup {
             if !path.is_file() {
                 return Err(Error::WarmupMissing { path: path.clone(), dataset: self.dataset.to_string() });

@@ -102,3 +102,61 @@ fn lenet5_has_the_papers_shape_and_parameter_count() {
     let msg = NetworkConfig::by_name("lenet5", [3, 32, 32], 10).unwrap_err().to_string();
     assert!(msg.contains("28x28"), "{msg}");
 }
+
+#[test]
+fn conv2d_module_matches_burn_on_the_paper_networks_convolutions() {
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::Conv2dConfig;
+    let device = device();
+    device.seed(13);
+    // ResNet20's bias-free 3x3 convolutions (stride 2 on an odd map, as
+    // Galaxy10's), the all-conv net's valid strided and 1x1 ones, and
+    // SqueezeNet's padded 3x3 expand convolution.
+    for (x_shape, channels, kernel, stride, padding, bias) in [
+        ([2, 3, 9, 9], [3, 4], 3, 1, 1, false),
+        ([2, 4, 11, 11], [4, 6], 3, 2, 1, false),
+        ([2, 5, 10, 10], [5, 3], 3, 2, 0, true),
+        ([2, 5, 6, 6], [5, 7], 1, 1, 0, true),
+        ([2, 4, 7, 7], [4, 3], 3, 1, 1, true),
+    ] {
+        let conv = Conv2dConfig::new(channels, [kernel, kernel])
+            .with_stride([stride, stride])
+            .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
+            .with_bias(bias)
+            .init(&device);
+        assert!(kernels::spec_of(&conv).is_some());
+        let x = Tensor::<4>::random(x_shape, Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let ours = kernels::conv2d_module(&conv, x.clone());
+        let theirs = conv.forward(x.clone());
+        let r = Tensor::<4>::random(ours.dims(), Distribution::Normal(0.0, 1.0), &device);
+        let g_ours = (ours.clone() * r.clone()).sum().backward();
+        let g_theirs = (theirs.clone() * r).sum().backward();
+        close(ours, theirs, "output");
+        close(x.grad(&g_ours).unwrap(), x.grad(&g_theirs).unwrap(), "x grad");
+        close(conv.weight.grad(&g_ours).unwrap(), conv.weight.grad(&g_theirs).unwrap(), "w grad");
+        if let Some(b) = &conv.bias {
+            close_any(b.grad(&g_ours).unwrap(), b.grad(&g_theirs).unwrap(), "b grad");
+        }
+    }
+}
+
+#[test]
+fn the_paper_networks_train_on_their_input_shapes() {
+    use burn::nn::loss::CrossEntropyLossConfig;
+    let device = device();
+    device.seed(14);
+    // One gradient step's worth of the networks' own layers: every
+    // parameter gets a finite gradient (the kernels' backward passes,
+    // reflection padding, option-A shortcuts, ceil-mode pooling).
+    for (name, shape, classes) in [("resnet20-s2", [3, 69, 69], 10), ("allconv", [36, 35, 35], 13), ("squeezenet1_1", [3, 48, 48], 2)] {
+        let net = NetworkConfig::by_name(name, shape, classes).unwrap().build(&device).unwrap();
+        let [c, h, w] = shape;
+        let x = Tensor::<4>::random([2, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+        let y = Tensor::<1, Int>::from_data([0, 1], &device);
+        let loss = CrossEntropyLossConfig::new().init(&device).forward(net.forward(x), y);
+        let mut grads = loss.backward();
+        let params = burn::optim::GradientsParams::from_module(&mut grads, &net);
+        let expected = selmask::deploy::weights::module_tensors(&net).keys().filter(|k| !k.contains("running_")).count();
+        assert_eq!(params.len(), expected, "{name}: every parameter has a gradient");
+    }
+}

@@ -1,0 +1,106 @@
+//! `selmask train` on every dataset of the paper, with the paper's network
+//! for it, on small generated files in each dataset's real format and real
+//! item shape: the whole path from files to two trained epochs.
+
+use std::path::Path;
+use std::process::Command;
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use selmask::data::{ImageSet, Pixels, cifar10, galaxy10, remote, ships, svhn};
+use serde_json::Value;
+
+/// `n` seeded random u8 items of `shape`, labels cycling through `classes`.
+fn random_set(shape: [usize; 3], n: usize, classes: u16, seed: u64) -> ImageSet {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let len: usize = shape.iter().product();
+    let pixels = (0..n * len).map(|_| rng.random_range(0..=255u8)).collect();
+    ImageSet { shape, pixels: Pixels::U8(pixels), labels: (0..n).map(|i| i as u16 % classes).collect() }
+}
+
+/// Trains two epochs of a static mask of `granularity` with the dataset's
+/// default network and returns `config.json` and `summary.json` of the run.
+fn train_two_epochs(dataset: &str, data_dir: &Path, granularity: &str, extra: &[&str]) -> (Value, Value) {
+    let exp = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "train", "--dataset", dataset, "--data-dir", data_dir.to_str().unwrap(), "--mask-type", "static",
+        "--any-granularity", granularity, "--n-epochs", "2", "--n-repeats", "1", "--batch-size", "8",
+        "--eval-batch-size", "8", "--val-split", "0.2", "--name", "two", "--quiet",
+        "--exp-dir", exp.path().to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = Command::new(env!("CARGO_BIN_EXE_selmask")).args(&args).output().unwrap();
+    assert!(out.status.success(), "{dataset}: {}", String::from_utf8_lossy(&out.stderr));
+    let run = exp.path().join(dataset).join("static/two/run_0");
+    let read = |f: &str| -> Value { serde_json::from_slice(&std::fs::read(run.join(f)).unwrap()).unwrap() };
+    let (config, summary) = (read("config.json"), read("summary.json"));
+    assert_eq!(summary["epochs_completed"], 2, "{dataset}");
+    let acc = summary["last"]["test_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc), "{dataset}: accuracy {acc}");
+    (config, summary)
+}
+
+fn network_kind(config: &Value) -> &str {
+    config["config"]["network"]["kind"].as_str().unwrap()
+}
+
+#[test]
+fn cifar10_trains_resnet20_with_flip_and_crop() {
+    let dir = tempfile::tempdir().unwrap();
+    cifar10::write_fixture(dir.path(), &random_set([3, 32, 32], 40, 10, 1), &random_set([3, 32, 32], 10, 10, 2)).unwrap();
+    let (config, _) = train_two_epochs("cifar10", dir.path(), "pixel", &[]);
+    assert_eq!(network_kind(&config), "resnet20");
+    assert_eq!(config["config"]["augment"]["crop_pad"], 4);
+    assert_eq!(config["dataset"]["shape"], serde_json::json!([3, 32, 32]));
+}
+
+#[test]
+fn svhn_trains_resnet20() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, test) = (random_set([3, 32, 32], 40, 10, 3), random_set([3, 32, 32], 10, 10, 4));
+    svhn::write_fixture(dir.path(), &train, &test, Default::default()).unwrap();
+    let (config, _) = train_two_epochs("svhn", dir.path(), "subCXLIVdrant", &[]);
+    assert_eq!(network_kind(&config), "resnet20");
+}
+
+#[test]
+fn galaxy10_trains_the_strided_resnet20_with_shift_crop() {
+    let dir = tempfile::tempdir().unwrap();
+    galaxy10::write_fixture(dir.path(), &random_set([3, 69, 69], 50, 10, 5), Default::default()).unwrap();
+    let (config, _) = train_two_epochs("galaxy10", dir.path(), "pixel", &[]);
+    assert_eq!(network_kind(&config), "resnet20");
+    assert_eq!(config["config"]["network"]["first_stride"], 2);
+    assert_eq!(config["config"]["augment"]["shift_crop"], 8);
+}
+
+#[test]
+fn remote_trains_the_all_convolutional_net_on_36_bands_with_a_channel_mask() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let n = 40;
+    let pixels = (0..n * 36 * 35 * 35).map(|_| rng.random_range(0.0f32..200.0)).collect();
+    let set = ImageSet { shape: [36, 35, 35], pixels: Pixels::F32(pixels), labels: (0..n).map(|i| i as u16 % 13).collect() };
+    remote::write_fixture(dir.path(), &set, Default::default()).unwrap();
+    let (config, _) = train_two_epochs("remote", dir.path(), "channel", &[]);
+    assert_eq!(network_kind(&config), "allconv");
+    assert_eq!(config["config"]["mask"]["granularity"], "channel");
+}
+
+#[test]
+fn ships_trains_squeezenet_on_resized_images_with_class_balanced_sampling() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    // Imbalanced as the real data: 6 without ships, 2 with, per split.
+    for (split, count) in [("train", [6, 2]), ("test", [2, 2])] {
+        for (class, n) in ["no_ship", "ship"].into_iter().zip(count) {
+            for i in 0..n {
+                let img = image::RgbImage::from_fn(768, 768, |_, _| image::Rgb([rng.random(), rng.random(), rng.random()]));
+                ships::write_fixture(dir.path(), split, class, &format!("{i}.png"), &img).unwrap();
+            }
+        }
+    }
+    let (config, _) = train_two_epochs("ships", dir.path(), "CXLIVdrant", &[]);
+    assert_eq!(network_kind(&config), "squeezenet1_1");
+    assert_eq!(config["config"]["sampling"], "class_balanced");
+    assert_eq!(config["dataset"]["shape"], serde_json::json!([3, 384, 384]));
+}
