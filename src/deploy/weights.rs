@@ -9,7 +9,8 @@
 //! PyTorch's `weight` and `bias`; its running statistics (Burn's
 //! `RunningState`, visited like parameters) are exported and loaded as
 //! `running_mean` and `running_var`, so a network with batch norm infers the
-//! same after a round trip. PyTorch's integer `num_batches_tracked` is not
+//! same after a round trip. (Files written before batch norm took PyTorch's
+//! names, with `gamma`/`beta`, still load.) PyTorch's integer `num_batches_tracked` is not
 //! written (the files are f32 only); `torch`'s `load_state_dict` fills it in
 //! when it is absent.
 
@@ -39,6 +40,16 @@ impl Path {
     /// because they are a Rust detail, not part of the network's structure,
     /// and batch norm's `gamma`/`beta` take PyTorch's names.
     fn name(&self) -> String {
+        self.dotted(true)
+    }
+
+    /// The name with Burn's batch-norm field names, as files written
+    /// before the PyTorch names were introduced have them.
+    fn burn_name(&self) -> String {
+        self.dotted(false)
+    }
+
+    fn dotted(&self, pytorch: bool) -> String {
         let last = self.levels.len().saturating_sub(1);
         let parts: Vec<&str> = self
             .levels
@@ -46,8 +57,8 @@ impl Path {
             .enumerate()
             .filter(|(_, (_, container))| !container.starts_with("Enum:"))
             .map(|(i, (name, container))| match (name.as_str(), container.as_str()) {
-                ("gamma", "Struct:BatchNorm") if i == last => "weight",
-                ("beta", "Struct:BatchNorm") if i == last => "bias",
+                ("gamma", "Struct:BatchNorm") if pytorch && i == last => "weight",
+                ("beta", "Struct:BatchNorm") if pytorch && i == last => "bias",
                 (name, _) => name,
             })
             .collect();
@@ -132,7 +143,8 @@ impl ModuleMapper for Loader<'_> {
         let linear = self.path.is_linear_weight() && D == 2;
         let what = self.what;
         let bad = |reason: String| Error::invalid(what, format!("tensor '{name}'"), reason);
-        let Some(t) = self.tensors.get(&name) else {
+        // Files exported before batch norm took PyTorch's names still load.
+        let Some(t) = self.tensors.get(&name).or_else(|| self.tensors.get(&self.path.burn_name())) else {
             self.error = Some(bad("missing".into()));
             return param;
         };
@@ -237,6 +249,24 @@ mod tests {
         let a: Vec<f32> = net.valid().forward(x.clone()).into_data().try_to_vec::<f32>().unwrap();
         let b: Vec<f32> = loaded.forward(x).into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn batch_norm_tensors_under_burns_old_names_still_load() {
+        let device = Device::flex();
+        let cfg = NetworkConfig::by_name("resnet20", [3, 8, 8], 10).unwrap();
+        let map = module_tensors(&cfg.init(&device));
+        let old: TensorMap = map
+            .iter()
+            .map(|(k, v)| {
+                let bn = k.contains(".bn") || k.starts_with("bn");
+                let k = if bn { k.replace(".weight", ".gamma").replace(".bias", ".beta") } else { k.clone() };
+                (k, v.clone())
+            })
+            .collect();
+        assert!(old.contains_key("layer2.1.bn2.gamma") && old.contains_key("bn1.beta"));
+        let loaded = load_module_tensors(cfg.init(&device), &old, "old.safetensors").unwrap();
+        assert_eq!(module_tensors(&loaded), map);
     }
 
     #[test]
