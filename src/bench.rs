@@ -8,7 +8,9 @@ use burn::prelude::*;
 use serde::Serialize;
 
 use crate::cli::{BenchArgs, BenchTarget};
-use crate::data::batch::{TensorSplit, epoch_rng};
+use crate::data::augment::{AugmentConfig, Augmenter};
+use crate::data::batch::{TensorSplit, augment_rng, epoch_rng};
+use crate::data::sampling::Sampling;
 use crate::data::{self, DatasetName};
 use crate::masks::granularity::Granularity;
 use crate::masks::static_mask::StaticMaskConfig;
@@ -50,6 +52,26 @@ pub struct EpochBench {
     /// Seconds per phase in the last epoch (with `--profile`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub profile: Vec<(&'static str, f64)>,
+    /// With `--compare-pipeline`: the same epochs through the training
+    /// loop's data pipeline, interleaved with the plain ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PipelineBench>,
+}
+
+/// Plain batches against the training pipeline's (the dataset's sampling
+/// and augmentation), timed alternately in one process.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineBench {
+    /// The augmentation applied (the paper's for the benchmark's dataset).
+    pub augment: String,
+    /// Seconds of each pipeline epoch (paired with `epochs_seconds`).
+    pub epochs_seconds: Vec<f64>,
+    /// The fastest pipeline epoch.
+    pub epoch_seconds: f64,
+    /// Fastest pipeline epoch / fastest plain epoch.
+    pub ratio: f64,
+    /// Seconds spent augmenting in the fastest pipeline epoch.
+    pub augment_seconds: f64,
 }
 
 fn cpu_model() -> Option<String> {
@@ -118,24 +140,70 @@ pub fn train_epoch(args: &BenchArgs) -> Result<EpochBench> {
     let samples = if args.batches == 0 { split.len } else { n_batches * batch_size };
     let mut epochs_seconds = Vec::new();
     let mut profile = Vec::new();
+    // The training loop's pipeline for this data: its sampling order and
+    // the paper's augmentation of the dataset (none for Fashion-MNIST).
+    let sampling = Sampling::for_dataset(info.name);
+    let augment = AugmentConfig::for_dataset(info.name);
+    let mut augmenter = Augmenter::new(augment, shape)?;
+    let (mut pipeline_seconds, mut augment_seconds) = (Vec::new(), Vec::new());
     for epoch in 0..args.epochs.max(1) {
-        crate::kernels::timing::enable(args.profile);
-        let mut rng = epoch_rng(0, epoch);
-        let started = Instant::now();
-        for batch in split.shuffled(batch_size, &mut rng).take(n_batches) {
-            let (next, losses) = learner.step(batch, &ce, params);
-            learner = next;
-            anyhow::ensure!(losses.is_finite(), "non-finite loss in the benchmark");
+        // Plain and pipeline epochs alternate (ABBA), so drift in the
+        // machine's speed hits both alike.
+        let order: &[bool] = if !args.compare_pipeline { &[false] } else if epoch % 2 == 0 { &[false, true] } else { &[true, false] };
+        for &through_pipeline in order {
+            crate::kernels::timing::enable(args.profile);
+            let mut augmenting = 0.0f64;
+            let started = Instant::now();
+            let batches: Box<dyn Iterator<Item = crate::data::batch::Batch>> = if through_pipeline {
+                let items = sampling.epoch_order(&split.classes, &mut epoch_rng(0, epoch));
+                Box::new(split.in_order(batch_size, &items).collect::<Vec<_>>().into_iter())
+            } else {
+                Box::new(split.shuffled(batch_size, &mut epoch_rng(0, epoch)))
+            };
+            let mut aug_rng = augment_rng(0, epoch);
+            for batch in batches.take(n_batches) {
+                let batch = if through_pipeline {
+                    let t = Instant::now();
+                    let b = batch.augmented(&mut augmenter, &mut aug_rng);
+                    augmenting += t.elapsed().as_secs_f64();
+                    b
+                } else {
+                    batch
+                };
+                let (next, losses) = learner.step(batch, &ce, params);
+                learner = next;
+                anyhow::ensure!(losses.is_finite(), "non-finite loss in the benchmark");
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            if !args.json {
+                let what = if through_pipeline { "pipeline" } else { "plain" };
+                eprintln!("epoch {} ({what}): {seconds:.2} s ({:.0} images/s)", epoch + 1, samples as f64 / seconds);
+            }
+            if through_pipeline {
+                pipeline_seconds.push(seconds);
+                augment_seconds.push(augmenting);
+            } else {
+                epochs_seconds.push(seconds);
+                profile = crate::kernels::timing::take();
+            }
         }
-        let seconds = started.elapsed().as_secs_f64();
-        if !args.json {
-            eprintln!("epoch {}: {seconds:.2} s ({:.0} images/s)", epoch + 1, samples as f64 / seconds);
-        }
-        epochs_seconds.push(seconds);
-        profile = crate::kernels::timing::take();
     }
     crate::kernels::timing::enable(false);
     let best = epochs_seconds.iter().copied().fold(f64::INFINITY, f64::min);
+    let pipeline = args.compare_pipeline.then(|| {
+        let (i, &fastest) = pipeline_seconds
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.total_cmp(b.1))
+            .expect("at least one pipeline epoch");
+        PipelineBench {
+            augment: format!("{augment:?}"),
+            epochs_seconds: pipeline_seconds.clone(),
+            epoch_seconds: fastest,
+            ratio: fastest / best,
+            augment_seconds: augment_seconds[i],
+        }
+    });
     Ok(EpochBench {
         benchmark,
         network: network_name.to_string(),
@@ -148,6 +216,7 @@ pub fn train_epoch(args: &BenchArgs) -> Result<EpochBench> {
         threads: rayon::current_num_threads(),
         cpu: cpu_model(),
         profile,
+        pipeline,
     })
 }
 
@@ -171,6 +240,16 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                     r.samples_per_second,
                     r.peak_rss_bytes.map_or("unknown".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
                 );
+                if let Some(p) = &r.pipeline {
+                    println!(
+                        "  training pipeline (sampling + augmentation {}): {:.2} s (best of {:?}), {:.3}x the plain epoch, {:.2} s augmenting",
+                        p.augment,
+                        p.epoch_seconds,
+                        p.epochs_seconds.iter().map(|s| (s * 100.0).round() / 100.0).collect::<Vec<_>>(),
+                        p.ratio,
+                        p.augment_seconds
+                    );
+                }
                 if !r.profile.is_empty() {
                     println!("  profile of the last epoch (seconds; conv phases run inside step totals):");
                     for (name, secs) in &r.profile {

@@ -402,6 +402,9 @@ pub struct BenchArgs {
     /// Time the phases of the training step and print where the epoch goes.
     #[arg(long)]
     pub profile: bool,
+    /// train-epoch: also run each epoch through the training loop's data pipeline (the dataset's sampling and augmentation), alternating with the plain epochs, and report the ratio.
+    #[arg(long)]
+    pub compare_pipeline: bool,
     /// serve: requests to send.
     #[arg(long, default_value_t = 10_000)]
     pub requests: usize,
