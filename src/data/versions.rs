@@ -27,8 +27,6 @@
 //! chroma (PIL uses 4:2:0 for RGB by default), so colour JPEGs here are
 //! somewhat closer to the original than PIL's at the same quality.
 
-use std::io::Cursor;
-
 use image::ImageFormat;
 use image::codecs::jpeg::JpegEncoder;
 use rayon::prelude::*;
