@@ -39,10 +39,34 @@ pub struct EpochMetrics {
     /// selection split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub q_percentiles: Option<[f64; 3]>,
+    /// Xor selection: per xor mask, the share of cells choosing each
+    /// version on the selection split (absent without xor selection).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub version_fractions: Vec<VersionFractions>,
     /// Wall-clock seconds of the epoch (training and evaluation).
     pub seconds: f64,
     /// Seconds of the training part alone.
     pub train_seconds: f64,
+}
+
+/// How often an xor mask chose each version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionFractions {
+    /// The xor mask: `thumbnail` or `quality` (JPEG levels).
+    pub mask: String,
+    /// The versions' names (`original`, `jpeg90`, `thumb16x16`, ...).
+    pub versions: Vec<String>,
+    /// Per version, the share of cells choosing it, averaged over the
+    /// evaluated items (sums to 1).
+    pub fractions: Vec<f64>,
+}
+
+impl VersionFractions {
+    /// `quality: original 0.40 jpeg90 0.60`.
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = self.versions.iter().zip(&self.fractions).map(|(v, f)| format!("{v} {f:.2}")).collect();
+        format!("{}: {}", self.mask, parts.join(" "))
+    }
 }
 
 /// Appends one JSON object per line, flushed after each.
