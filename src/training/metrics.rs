@@ -214,6 +214,21 @@ mod tests {
     }
 
     #[test]
+    fn epoch_lines_without_version_fractions_still_parse() {
+        let old = r#"{"epoch":1,"train_loss":1.0,"task_loss":0.9,"train_q":0.5,"q":0.5,"bytes_fraction":0.5,"lambda":1.0,"tau":1.0,"val_loss":null,"val_accuracy":0.8,"test_loss":0.7,"test_accuracy":0.75,"seconds":2.0,"train_seconds":1.5}"#;
+        let m: EpochMetrics = serde_json::from_str(old).unwrap();
+        assert!(m.version_fractions.is_empty());
+        // And a line with them round-trips.
+        let with = EpochMetrics {
+            version_fractions: vec![VersionFractions { mask: "quality".into(), versions: vec!["original".into(), "jpeg50".into()], fractions: vec![0.25, 0.75] }],
+            ..m
+        };
+        let line = serde_json::to_string(&with).unwrap();
+        assert_eq!(serde_json::from_str::<EpochMetrics>(&line).unwrap(), with);
+        assert_eq!(with.version_fractions[0].summary(), "quality: original 0.25 jpeg50 0.75");
+    }
+
+    #[test]
     fn buckets_follow_the_interval_width() {
         let c = QCurve::new(0.05);
         assert_eq!(c.bucket(0.0), 0);
