@@ -1,5 +1,6 @@
 //! `selmask reproduce`: the paper's experiments (supplement, Tables 2a and
-//! 2b) as named presets of `selmask train`.
+//! 2b, and the xor / pipeline scripts of its code's `exp_scripts`) as named
+//! presets of `selmask train`.
 //!
 //! A preset is the `create_mask.py` command line of the paper with its
 //! parameters, run through the same parser as `selmask train`, so a preset
@@ -99,6 +100,23 @@ fn baseline(name: &'static str, dataset: &str, kind: &str, cells: usize, iters: 
     Preset { name, source: "Section 5 baselines (random / RF)", args, note, linear_removal: Some((cells, iters)) }
 }
 
+/// An xor run of the paper's `exp_scripts` (`static_xor_cifar10`,
+/// `static_pipeline_*`): JPEG levels 90 70 50 30 10 chosen per whole input,
+/// alone (`any_init_mean` `None`: `--use-any-mask 0`) or followed by the
+/// per-value any mask starting at that logit mean (the pipeline).
+fn xor_row(name: &'static str, dataset: &str, any_init_mean: Option<&str>, note: &'static str) -> Preset {
+    let mut pairs = vec![("dataset", dataset), ("mask-type", "static"), ("lambda-init", "1"), ("lr", "0.0001"), ("lambda-factor", "1.25")];
+    match any_init_mean {
+        Some(mean) => pairs.push(("any-init-mean", mean)),
+        None => pairs.push(("use-any-mask", "0")),
+    }
+    pairs.extend([("use-warmup-net", "1"), ("n-epochs", "300"), ("lambda-patience", "10"), ("n-repeats", "10")]);
+    let mut args = flags(&pairs);
+    args.push("--quality-levels".into());
+    args.extend(["90", "70", "50", "30", "10"].map(String::from));
+    Preset { name, source: "exp_scripts (xor / pipeline)", args, note, linear_removal: None }
+}
+
 const NEEDS_RESNET: &str = "needs ResNet20, not implemented yet (issue 5)";
 
 /// Every preset, in the order of the supplement's tables.
@@ -115,6 +133,9 @@ pub fn presets() -> Vec<Preset> {
         dynamic_row("dynamic-cifar10-pixel", "cifar10", "pixel", "convatt", ["0.1", "1.15", "10"], "0.001", "300", NEEDS_RESNET),
         dynamic_row("dynamic-ships-grid12", "ships", "subCXLIVdrant", "convatt", ["0.025", "1.15", "9"], "0.0005", "400", "needs SqueezeNet 1.1, not implemented yet (issue 5)"),
         dynamic_row("dynamic-ships-grid48", "ships", "sub48drant", "convatt", ["0.025", "1.15", "9"], "0.0005", "400", "needs SqueezeNet 1.1, not implemented yet (issue 5)"),
+        xor_row("static-xor-cifar10", "cifar10", None, NEEDS_RESNET),
+        xor_row("static-pipeline-cifar10", "cifar10", Some("0.25"), NEEDS_RESNET),
+        xor_row("static-pipeline-svhn", "svhn", Some("0.5"), NEEDS_RESNET),
         baseline("random-mnist-pixel", "mnist", "random", 784, 422, 50, "removal rate: our choice (Q reaches 0 at the last epoch); the supplement does not list it"),
         baseline("random-fmnist-pixel", "fashion_mnist", "random", 784, 422, 50, "removal rate: our choice (Q reaches 0 at the last epoch); the supplement does not list it"),
         baseline("given-mnist-pixel", "mnist", "given", 784, 422, 50, "importance map from a random forest: importance/mnist.npy (make it with `selmask importance --dataset mnist --out importance/mnist.npy`)"),
@@ -170,6 +191,18 @@ mod tests {
             if matches!(t.data.dataset.as_str(), "mnist" | "fashion_mnist") && !p.name.starts_with("given") {
                 t.to_config(sub, shape, 10).unwrap_or_else(|e| panic!("{}: {e}", p.name));
             }
+        }
+        // The xor scripts: JPEG levels, with and without the any mask.
+        assert_eq!(all.iter().filter(|p| p.source.starts_with("exp_scripts")).count(), 3);
+        for (name, any) in [("static-xor-cifar10", false), ("static-pipeline-cifar10", true), ("static-pipeline-svhn", true)] {
+            let mut argv = vec!["selmask".to_string(), "train".to_string()];
+            argv.extend(find(name).unwrap().with_epochs(2));
+            argv.extend(["--network".to_string(), "mlp".to_string()]);
+            let m = Cli::command().try_get_matches_from(&argv).unwrap();
+            let Command::Train(t) = Cli::from_arg_matches(&m).unwrap().command else { unreachable!() };
+            let (c, _) = t.to_config(m.subcommand_matches("train").unwrap(), [3, 32, 32], 10).unwrap();
+            assert_eq!(c.xor.as_ref().map(|x| x.versions.quality_levels.clone()), Some(vec![90, 70, 50, 30, 10]), "{name}");
+            assert_eq!((c.use_any_mask, c.n_epochs, c.lambda.patience), (any, 2, 10), "{name}");
         }
         assert!(find("static-fmnist-pixel").unwrap().args.contains(&"fashion_mnist".to_string()));
         assert!(find("nope").unwrap_err().contains("static-mnist-pixel"));

@@ -25,3 +25,5 @@ mod deploy;
 mod server;
 #[path = "it/report.rs"]
 mod report;
+#[path = "it/xor.rs"]
+mod xor;

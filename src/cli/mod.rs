@@ -20,6 +20,7 @@ use crate::masks::MaskConfig;
 use crate::masks::dynamic::DynamicMaskConfig;
 use crate::masks::scheduled::{CellScheduleConfig, RemovalOrder};
 use crate::masks::static_mask::StaticMaskConfig;
+use crate::masks::xor::{XorConfig, XorDynamicConfig};
 use crate::models::NetworkConfig;
 use crate::training::optim::OptimConfig;
 use crate::training::{MaskType, SelectOn, TrainConfig};
@@ -288,6 +289,21 @@ pub struct TrainArgs {
     /// or grid:N, subgrid:N, block:N, subblock:N.
     #[arg(long, default_value = "subpixel")]
     pub any_granularity: String,
+    /// Xor (version) selection: JPEG quality levels (1-100) stacked as versions of every input, e.g. 90 70 50 30 10; with --use-any-mask 1 the paper's pipeline [default: none].
+    #[arg(long, num_args = 1.., allow_negative_numbers = true)]
+    pub quality_levels: Vec<i64>,
+    /// Xor selection: widths of thumbnail versions, one per thumbnail (-1: the full width) [default: none].
+    #[arg(long, num_args = 1.., allow_negative_numbers = true)]
+    pub thumb_w: Vec<i64>,
+    /// Xor selection: heights of thumbnail versions, as many as --thumb-w (-1: the full height) [default: none].
+    #[arg(long, num_args = 1.., allow_negative_numbers = true)]
+    pub thumb_h: Vec<i64>,
+    /// Xor selection: what one cell of the JPEG-level choice covers (names as --any-granularity).
+    #[arg(long, default_value = "version")]
+    pub fmap_granularity: String,
+    /// Xor selection: what one cell of the thumbnail choice covers (names as --any-granularity).
+    #[arg(long, default_value = "version")]
+    pub thumb_granularity: String,
     /// Dynamic masks: the mask model g (linear, mlp, conv, convatt, smallconvatt, convnet, unet, att).
     #[arg(long, default_value = "linear")]
     pub dynamic_mask: String,
@@ -538,24 +554,84 @@ impl DataArgs {
     }
 }
 
+/// A size flag: -1 for the full size, else positive.
+fn side(v: i64, full: usize, flag: &'static str) -> Result<usize> {
+    match v {
+        -1 => Ok(full),
+        v if v > 0 => Ok(v as usize),
+        v => Err(Error::config(flag, v, "must be a positive size, or -1 for the full size")),
+    }
+}
+
+/// A granularity flag other than --any-granularity, naming its flag when unknown.
+fn granularity_flag(flag: &'static str, name: &str) -> Result<Granularity> {
+    name.parse().map_err(|_| {
+        Error::config(flag, name, format!("unknown granularity; valid names: {}", crate::masks::granularity::valid_names()))
+    })
+}
+
 impl TrainArgs {
+    /// The server's thumbnail of dynamic masks (`None`: the full input).
+    fn dynamic_server_hw(&self, shape: [usize; 3]) -> Result<Option<[usize; 2]>> {
+        let sh = side(self.dynamic_h, shape[1], "dynamic-h")?;
+        let sw = side(self.dynamic_w, shape[2], "dynamic-w")?;
+        Ok(([sh, sw] != [shape[1], shape[2]]).then_some([sh, sw]))
+    }
+
+    /// Xor selection from --quality-levels and --thumb-w/--thumb-h (`None`
+    /// when neither is given; the granularity flags are checked anyway).
+    fn xor_config(&self, mask_type: MaskType, shape: [usize; 3]) -> Result<Option<XorConfig>> {
+        let fmap_granularity = granularity_flag("fmap-granularity", &self.fmap_granularity)?;
+        let thumb_granularity = granularity_flag("thumb-granularity", &self.thumb_granularity)?;
+        if self.thumb_w.len() != self.thumb_h.len() {
+            return Err(Error::config(
+                "thumb-w/thumb-h",
+                format!("{} widths, {} heights", self.thumb_w.len(), self.thumb_h.len()),
+                "give one height per width",
+            ));
+        }
+        if self.quality_levels.is_empty() && self.thumb_w.is_empty() {
+            return Ok(None);
+        }
+        let quality_levels = self
+            .quality_levels
+            .iter()
+            .map(|&q| u8::try_from(q).ok().filter(|q| (1..=100).contains(q)).ok_or_else(|| Error::config("quality-levels", q, "jpeg quality must be within 1..=100")))
+            .collect::<Result<Vec<u8>>>()?;
+        let thumbs = self
+            .thumb_w
+            .iter()
+            .zip(&self.thumb_h)
+            .map(|(&w, &h)| Ok([side(h, shape[1], "thumb-h")?, side(w, shape[2], "thumb-w")?]))
+            .collect::<Result<Vec<[usize; 2]>>>()?;
+        let dynamic = match mask_type {
+            MaskType::Dynamic => Some(XorDynamicConfig {
+                model: self.dynamic_mask.parse()?,
+                server_hw: self.dynamic_server_hw(shape)?,
+                learn_static: self.dynamic_learn_static,
+                learn_dynamic: self.dynamic_learn_dynamic,
+            }),
+            _ => None,
+        };
+        Ok(Some(XorConfig {
+            versions: crate::data::versions::VersionsConfig { quality_levels, thumbs },
+            input_shape: shape,
+            fmap_granularity,
+            thumb_granularity,
+            // The reference's fixed init_std of xor masks.
+            init_std: 0.01,
+            dynamic,
+        }))
+    }
+
     /// The mask of `mask_type` on inputs of `shape`.
     fn mask_config(&self, mask_type: MaskType, shape: [usize; 3], granularity: Granularity) -> Result<MaskConfig> {
         if mask_type == MaskType::Dynamic {
-            let side = |v: i64, full: usize, flag: &'static str| -> Result<usize> {
-                match v {
-                    -1 => Ok(full),
-                    v if v > 0 => Ok(v as usize),
-                    v => Err(Error::config(flag, v, "must be a positive size, or -1 for the full size")),
-                }
-            };
-            let sh = side(self.dynamic_h, shape[1], "dynamic-h")?;
-            let sw = side(self.dynamic_w, shape[2], "dynamic-w")?;
             return Ok(MaskConfig::Dynamic(DynamicMaskConfig {
                 input_shape: shape,
                 granularity,
                 model: self.dynamic_mask.parse()?,
-                server_hw: ([sh, sw] != [shape[1], shape[2]]).then_some([sh, sw]),
+                server_hw: self.dynamic_server_hw(shape)?,
                 learn_static: self.dynamic_learn_static,
                 learn_dynamic: self.dynamic_learn_dynamic,
                 init_mean: self.any_init_mean,
@@ -623,6 +699,7 @@ impl TrainArgs {
             mask_type,
             use_any_mask: self.use_any_mask,
             mask: self.mask_config(mask_type, shape, granularity)?,
+            xor: self.xor_config(mask_type, shape)?,
             schedule: self.schedule_config(mask_type, shape, granularity)?,
             batch_size: self.batch_size,
             eval_batch_size: self.eval_batch_size,
@@ -705,6 +782,7 @@ impl PretrainArgs {
                 init_std: 0.01,
                 input_drop_upscaling: false,
             }),
+            xor: None,
             schedule: None,
             batch_size: self.batch_size,
             eval_batch_size: 1000,
@@ -871,6 +949,72 @@ mod tests {
         let (a, m) = train(&["selmask", "train", "--dataset", "ships", "--mask-type", "static", "--pretrained", missing]);
         let err = a.to_config(&m, [3, 384, 384], 2).unwrap_err().to_string();
         assert!(err.contains(missing) && err.contains("no such file"), "{err}");
+    }
+
+    #[test]
+    fn xor_flags_build_the_papers_pipeline_and_xor_runs() {
+        let base = ["selmask", "train", "--dataset", "cifar10", "--network", "mlp"];
+        fn with<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+            base.iter().chain(extra).copied().collect()
+        }
+        let args = |extra: &[&'static str]| with(&base, extra);
+        // static_pipeline_cifar10: JPEG levels, then the any mask.
+        let (a, m) = train(&args(&["--mask-type", "static", "--quality-levels", "90", "70", "50", "30", "10", "--any-init-mean", "0.25"]));
+        let (c, plan) = a.to_config(&m, [3, 32, 32], 10).unwrap();
+        let x = c.xor.as_ref().unwrap();
+        assert_eq!(x.versions.quality_levels, [90, 70, 50, 30, 10]);
+        assert!(x.versions.thumbs.is_empty() && x.dynamic.is_none());
+        assert_eq!((x.fmap_granularity, x.thumb_granularity), (Granularity::Version, Granularity::Version));
+        assert!(matches!(c.selection_mask(), Some(MaskConfig::Xor(p)) if p.any.is_some()));
+        assert_eq!(c.prepared_shape([3, 32, 32]), [18, 32, 32]);
+        assert!(plan.experiment_dir.to_string_lossy().contains("quality_levels-90,70,50,30,10"), "{}", plan.experiment_dir.display());
+        // static_xor_cifar10: the xor mask alone.
+        let (a, m) = train(&args(&["--mask-type", "static", "--use-any-mask", "0", "--quality-levels", "50"]));
+        let (c, _) = a.to_config(&m, [3, 32, 32], 10).unwrap();
+        assert!(matches!(c.selection_mask(), Some(MaskConfig::Xor(p)) if p.any.is_none()));
+        // Thumbnails (-1: the full side), per-pixel choice, dynamic masks.
+        let (a, m) = train(&args(&[
+            "--mask-type", "dynamic", "--thumb-w", "16", "-1", "--thumb-h", "16", "8", "--thumb-granularity", "pixel",
+        ]));
+        let (c, _) = a.to_config(&m, [3, 32, 32], 10).unwrap();
+        let x = c.xor.as_ref().unwrap();
+        assert_eq!(x.versions.thumbs, [[16, 16], [8, 32]]);
+        assert_eq!(x.thumb_granularity, Granularity::Pixel);
+        assert!(x.dynamic.is_some());
+        // No versions: no xor selection.
+        let (a, m) = train(&args(&["--mask-type", "static"]));
+        assert!(a.to_config(&m, [3, 32, 32], 10).unwrap().0.xor.is_none());
+    }
+
+    #[test]
+    fn bad_xor_values_are_named() {
+        let cases: [(&[&str], &str); 11] = [
+            (&["--quality-levels", "0"], "quality-levels = 0: jpeg quality must be within 1..=100"),
+            (&["--quality-levels", "90", "101"], "quality-levels = 101"),
+            (&["--quality-levels", "-5"], "quality-levels = -5"),
+            (&["--thumb-w", "16", "8", "--thumb-h", "16"], "thumb-w/thumb-h = 2 widths, 1 heights"),
+            (&["--thumb-w", "0", "--thumb-h", "16"], "thumb-w = 0"),
+            (&["--thumb-w", "16", "--thumb-h", "-3"], "thumb-h = -3"),
+            (&["--quality-levels", "50", "--fmap-granularity", "hexagon"], "fmap-granularity = hexagon: unknown granularity"),
+            (&["--thumb-granularity", "nope"], "thumb-granularity = nope"),
+            (&["--quality-levels", "50", "--fmap-granularity", "grid:64"], "finer than the input"),
+            (&["--quality-levels", "50", "--mask-type", "random"], "xor (version) selection needs a learned mask"),
+            (&["--quality-levels", "50", "--dataset", "remote"], "quality-levels = remote"),
+        ];
+        for (flags, needle) in cases {
+            let mut argv = vec!["selmask", "train", "--network", "mlp"];
+            if !flags.contains(&"--mask-type") {
+                argv.extend(["--mask-type", "static"]);
+            }
+            if !flags.contains(&"--dataset") {
+                argv.extend(["--dataset", "cifar10"]);
+            }
+            argv.extend_from_slice(flags);
+            let (a, m) = train(&argv);
+            let shape = if a.data.dataset == "remote" { [36, 35, 35] } else { [3, 32, 32] };
+            let err = a.to_config(&m, shape, 10).unwrap_err().to_string();
+            assert!(err.contains(needle), "{flags:?}: {err}");
+        }
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub fn write_mask_figures(runs_dir: &Path, out: &Path, max_q: f64, data_dir: Opt
                     let cells: Vec<f32> = hard.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 mask");
                     cells.chunks(layout.n_cells()).map(|c| layout.upsample(c)).collect()
                 }
+                // Xor selection picks among versions the figure does not show.
+                Mask::Xor(_) => continue,
             };
             let item = data.info.values_per_item();
             let captions: Vec<String> = examples.labels.iter().map(|l| format!("label {l}")).collect();

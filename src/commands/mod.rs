@@ -43,15 +43,17 @@ pub fn train(args: &TrainArgs, matches: &ArgMatches) -> Result<()> {
     let dataset = load_dataset(&args.data)?;
     let (config, plan) = args.to_config(matches, dataset.info.shape, dataset.info.n_classes)?;
     let device = device(args.data.backend);
-    let data = PreparedData::new(&dataset, config.val_split, config.seed, &device)?;
+    let versions = config.xor.as_ref().map(|x| &x.versions);
+    let data = PreparedData::with_versions(&dataset, config.val_split, config.seed, versions, &device)?;
     std::fs::create_dir_all(&plan.experiment_dir)
         .with_context(|| format!("creating {}", plan.experiment_dir.display()))?;
     // The exact command line, as the reference's args.json.
     let argv: Vec<String> = std::env::args().collect();
     write_json(&plan.experiment_dir.join("args.json"), &argv)?;
     let verbosity = if args.quiet { Verbosity::Quiet } else { Verbosity::Normal };
+    let xor = versions.map_or(String::new(), |v| format!(", xor over {} versions", v.n_versions()));
     eprintln!(
-        "training {} {} ({} mask, {}) into {}: {} train / {} val / {} test items",
+        "training {} {} ({} mask, {}{xor}) into {}: {} train / {} val / {} test items",
         config.dataset,
         config.network.name(),
         config.mask.granularity(),

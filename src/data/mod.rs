@@ -20,6 +20,7 @@ pub mod ships;
 pub mod split;
 pub mod svhn;
 pub mod synthetic;
+pub mod versions;
 
 use std::fmt;
 use std::path::Path;

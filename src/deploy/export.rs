@@ -90,6 +90,9 @@ pub fn export_run(opts: &ExportOptions) -> Result<Manifest> {
     let checkpoint = opts.run_dir.join(&point.checkpoint);
     let model = SelectionModel::load(&checkpoint, &Device::flex())?;
     let meta = &model.meta;
+    if matches!(meta.mask, Some(MaskConfig::Xor(_))) {
+        return Err(Error::spec("mask", "xor (version) masks cannot be exported yet"));
+    }
     let dtype = opts.dtype.or_else(|| dataset_dtype(meta.dataset.name)).ok_or_else(|| {
         Error::config("dtype", "-", format!("dataset {} is stored as u8 or f32: say which", meta.dataset.name))
     })?;

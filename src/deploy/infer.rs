@@ -97,7 +97,7 @@ impl ClientModel {
             }
             ArtifactMask::Dynamic { .. } => match mask_module(&artifact, &desc, &device)? {
                 Mask::Dynamic(m) => ClientMask::Dynamic(m),
-                Mask::Static(_) => unreachable!("mask_module returns dynamic masks"),
+                Mask::Static(_) | Mask::Xor(_) => unreachable!("mask_module returns dynamic masks"),
             },
         };
         Ok(ClientModel { artifact, info, net, mask, device })
@@ -161,7 +161,7 @@ impl BurnMasker {
         let desc = description(artifact)?;
         match mask_module(artifact, &desc, &device)? {
             Mask::Dynamic(mask) => Ok(BurnMasker { mask, tau: desc.tau, device }),
-            Mask::Static(_) => unreachable!("mask_module returns dynamic masks"),
+            Mask::Static(_) | Mask::Xor(_) => unreachable!("mask_module returns dynamic masks"),
         }
     }
 }

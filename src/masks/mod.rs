@@ -2,7 +2,9 @@
 //!
 //! [`Mask`] is what the trainer holds: a static mask (one for all inputs;
 //! also used, with scheduled instead of learned logits, by the random and
-//! given baselines) or a dynamic one (per input, computed on the server).
+//! given baselines), a dynamic one (per input, computed on the server), or
+//! xor (version) selection, optionally followed by one of those (see
+//! [`xor`]).
 
 pub mod dynamic;
 pub mod granularity;
@@ -11,6 +13,7 @@ pub mod importance;
 pub mod schedule;
 pub mod scheduled;
 pub mod static_mask;
+pub mod xor;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -19,6 +22,7 @@ use crate::error::Result;
 use dynamic::{DynamicMask, DynamicMaskConfig};
 use granularity::{CellLayout, Granularity};
 use static_mask::{Masked, StaticMask, StaticMaskConfig};
+use xor::{XorPipeline, XorPipelineConfig};
 
 /// Settings of a [`Mask`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,6 +32,8 @@ pub enum MaskConfig {
     Static(StaticMaskConfig),
     /// One mask per input, from a mask model on the server.
     Dynamic(DynamicMaskConfig),
+    /// Xor (version) selection, then optionally an any mask.
+    Xor(XorPipelineConfig),
 }
 
 /// A selection mask.
@@ -37,6 +43,8 @@ pub enum Mask {
     Static(StaticMask),
     /// See [`DynamicMask`].
     Dynamic(DynamicMask),
+    /// See [`XorPipeline`].
+    Xor(XorPipeline),
 }
 
 /// The hard masks of a batch, as deployed, with the masked inputs.
@@ -46,24 +54,35 @@ pub struct HardBatch {
     pub x: Tensor<4>,
     /// Per item, the fraction of cells selected (Q).
     pub q: Vec<f64>,
-    /// Per item, the fraction of input values selected (bytes).
+    /// Per item, the fraction of input values selected (bytes); with xor
+    /// selection weighted by the chosen versions' weights.
     pub bytes: Vec<f64>,
+    /// Xor selection: per xor mask, per version, the share of cells
+    /// choosing it, summed over the batch's items (empty otherwise).
+    pub version_shares: Vec<Vec<f64>>,
 }
 
 impl MaskConfig {
-    /// What one cell covers.
+    /// What one cell covers (xor selection: the any mask's, else the JPEG
+    /// selection's, else the thumbnail selection's).
     pub fn granularity(&self) -> Granularity {
         match self {
             MaskConfig::Static(c) => c.granularity,
             MaskConfig::Dynamic(c) => c.granularity,
+            MaskConfig::Xor(c) => match &c.any {
+                Some(any) => any.granularity(),
+                None if !c.xor.versions.quality_levels.is_empty() => c.xor.fmap_granularity,
+                None => c.xor.thumb_granularity,
+            },
         }
     }
 
-    /// One input's shape.
+    /// One input's shape (xor selection: one version's).
     pub fn input_shape(&self) -> [usize; 3] {
         match self {
             MaskConfig::Static(c) => c.input_shape,
             MaskConfig::Dynamic(c) => c.input_shape,
+            MaskConfig::Xor(c) => c.xor.input_shape,
         }
     }
 
@@ -72,12 +91,17 @@ impl MaskConfig {
         match self {
             MaskConfig::Static(c) => c.input_drop_upscaling,
             MaskConfig::Dynamic(c) => c.input_drop_upscaling,
+            MaskConfig::Xor(c) => c.any.as_ref().is_some_and(|a| a.input_drop_upscaling()),
         }
     }
 
-    /// The cell layout, or a clear error if the granularity does not fit.
+    /// The cell layout, or a clear error if the granularity does not fit
+    /// (xor selection: the grid Q is measured on).
     pub fn layout(&self) -> Result<CellLayout> {
-        self.granularity().layout(self.input_shape())
+        match self {
+            MaskConfig::Xor(c) => c.layout(),
+            _ => self.granularity().layout(self.input_shape()),
+        }
     }
 
     /// Checks every setting.
@@ -85,6 +109,7 @@ impl MaskConfig {
         match self {
             MaskConfig::Static(c) => c.layout().map(|_| ()),
             MaskConfig::Dynamic(c) => c.validate(),
+            MaskConfig::Xor(c) => c.validate(),
         }
     }
 
@@ -93,6 +118,7 @@ impl MaskConfig {
         Ok(match self {
             MaskConfig::Static(c) => Mask::Static(c.init(device)?),
             MaskConfig::Dynamic(c) => Mask::Dynamic(c.init(device)?),
+            MaskConfig::Xor(c) => Mask::Xor(c.init(device)?),
         })
     }
 }
@@ -103,6 +129,7 @@ impl Mask {
         match self {
             Mask::Static(m) => m.layout(),
             Mask::Dynamic(m) => m.layout(),
+            Mask::Xor(m) => m.layout(),
         }
     }
 
@@ -110,10 +137,20 @@ impl Mask {
     ///
     /// # Shapes
     /// - `x` `[B, C, H, W]` → masked `[B, C, H, W]`, `q` `[1]`
+    /// - xor selection: `x` `[B, V·C, H, W]` (stacked versions) → masked `[B, C, H, W]`
     pub fn forward(&self, x: Tensor<4>, tau: f64) -> Masked {
         match self {
             Mask::Static(m) => m.forward(x, tau),
             Mask::Dynamic(m) => m.forward(x, tau),
+            Mask::Xor(m) => m.forward(x, tau),
+        }
+    }
+
+    /// Xor selection: per xor mask, its name and its versions' names.
+    pub fn version_labels(&self) -> Vec<(String, Vec<String>)> {
+        match self {
+            Mask::Xor(p) => p.xor_masks().map(|m| (m.name().to_string(), m.labels().to_vec())).collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -125,7 +162,7 @@ impl Mask {
             Mask::Static(m) => {
                 let hard = m.hard_mask(tau);
                 let bytes = layout.value_fraction(&hard.values);
-                HardBatch { x: m.apply_hard(x, &hard), q: vec![hard.q; b], bytes: vec![bytes; b] }
+                HardBatch { x: m.apply_hard(x, &hard), q: vec![hard.q; b], bytes: vec![bytes; b], version_shares: Vec::new() }
             }
             Mask::Dynamic(m) => {
                 let hard = m.hard(x.clone(), tau); // [B, c, h, w]
@@ -133,8 +170,9 @@ impl Mask {
                 let n = layout.n_cells();
                 let q = cells.chunks(n).map(|c| c.iter().map(|&v| v as f64).sum::<f64>() / n as f64).collect();
                 let bytes = cells.chunks(n).map(|c| layout.value_fraction(c)).collect();
-                HardBatch { x: m.apply_hard(x, hard), q, bytes }
+                HardBatch { x: m.apply_hard(x, hard), q, bytes, version_shares: Vec::new() }
             }
+            Mask::Xor(m) => m.hard_batch(x, tau),
         }
     }
 }

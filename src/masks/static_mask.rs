@@ -166,8 +166,15 @@ impl StaticMask {
     /// # Shapes
     /// - `x` `[B, C, H, W]` → masked `[B, C, H, W]`, `q` `[1]`
     pub fn forward(&self, x: Tensor<4>, tau: f64) -> Masked {
+        self.forward_cells(x, tau).0
+    }
+
+    /// [`StaticMask::forward`], also returning the straight-through cell
+    /// mask `[c, h, w]` (what a transfer loss over several masks multiplies).
+    pub fn forward_cells(&self, x: Tensor<4>, tau: f64) -> (Masked, Tensor<3>) {
         let [_, c, h, w] = x.dims();
         let m = self.straight_through(tau); // [c', h', w']
+        let cells = m.clone();
         let n_cells = self.layout.n_cells();
         let q = m.clone().reshape([n_cells]).mean(); // [1]
         let m_input = match &self.upsample {
@@ -180,6 +187,6 @@ impl StaticMask {
             let kept = q.clone().detach().add_scalar(1e-7 / n_cells as f64);
             x = x / kept.reshape([1, 1, 1, 1]);
         }
-        Masked { x, q }
+        (Masked { x, q }, cells)
     }
 }

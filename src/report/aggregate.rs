@@ -507,6 +507,7 @@ mod tests {
                 test_loss: 0.0,
                 test_accuracy: test,
                 q_percentiles: None,
+                version_fractions: Vec::new(),
                 seconds: 0.0,
                 train_seconds: 0.0,
             })

@@ -126,10 +126,21 @@ fn settings(e: &ExperimentSummary) -> String {
     if c.use_any_mask {
         parts.push(format!("granularity `{}`", c.mask.granularity()));
     }
+    if let Some(x) = &c.xor {
+        let v = &x.versions;
+        let mut what = Vec::new();
+        if !v.quality_levels.is_empty() {
+            what.push(format!("JPEG {:?} per `{}`", v.quality_levels, x.fmap_granularity));
+        }
+        if !v.thumbs.is_empty() {
+            what.push(format!("thumbnails {:?} per `{}`", v.thumbs, x.thumb_granularity));
+        }
+        parts.push(format!("xor selection of {}", what.join(" and ")));
+    }
     parts.push(format!("network `{}`", c.network.name()));
     parts.push(format!("{} epochs", c.n_epochs));
     parts.push(format!("batch {}", c.batch_size));
-    if c.use_any_mask && !c.freeze_mask {
+    if (c.use_any_mask || c.xor.is_some()) && !c.freeze_mask {
         let l = c.lambda;
         parts.push(format!(
             "λ from {}, ×{} once Q has not improved by > {} for more than {} epoch{}",

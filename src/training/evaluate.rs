@@ -5,12 +5,13 @@
 
 use burn::nn::loss::CrossEntropyLossConfig;
 
+use super::metrics::VersionFractions;
 use crate::data::batch::TensorSplit;
 use crate::masks::Mask;
 use crate::models::Network;
 
 /// Results of one evaluation.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
     /// Fraction of correct predictions.
     pub accuracy: f64,
@@ -24,6 +25,8 @@ pub struct Evaluation {
     pub q_percentiles: [f64; 3],
     /// Items evaluated.
     pub items: usize,
+    /// Xor selection: per xor mask, how often each version was chosen.
+    pub version_fractions: Vec<VersionFractions>,
 }
 
 /// Predicted classes and the evaluation of `net` behind `mask` on `split`.
@@ -42,6 +45,8 @@ pub fn evaluate_with_predictions(
     let mut loss_sum = 0.0f64;
     let mut predictions = Vec::with_capacity(split.len);
     let (mut q_items, mut bytes_items) = (Vec::with_capacity(split.len), Vec::with_capacity(split.len));
+    let labels = mask.map(|m| m.version_labels()).unwrap_or_default();
+    let mut shares: Vec<Vec<f64>> = labels.iter().map(|(_, v)| vec![0.0; v.len()]).collect();
     for batch in split.ordered(batch_size) {
         let n = batch.labels.dims()[0];
         let x = match mask {
@@ -49,6 +54,9 @@ pub fn evaluate_with_predictions(
                 let hard = m.hard_batch(batch.images, tau);
                 q_items.extend(hard.q);
                 bytes_items.extend(hard.bytes);
+                for (sum, batch) in shares.iter_mut().zip(&hard.version_shares) {
+                    sum.iter_mut().zip(batch).for_each(|(s, b)| *s += b);
+                }
                 hard.x
             }
             None => {
@@ -73,6 +81,15 @@ pub fn evaluate_with_predictions(
         bytes_fraction: mean(&bytes_items),
         q_percentiles: percentiles(&mut q_items),
         items: split.len,
+        version_fractions: labels
+            .into_iter()
+            .zip(shares)
+            .map(|((mask, versions), sums)| VersionFractions {
+                mask,
+                versions,
+                fractions: sums.into_iter().map(|s| s / items as f64).collect(),
+            })
+            .collect(),
     };
     (eval, predictions)
 }

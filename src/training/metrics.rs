@@ -39,10 +39,34 @@ pub struct EpochMetrics {
     /// selection split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub q_percentiles: Option<[f64; 3]>,
+    /// Xor selection: per xor mask, the share of cells choosing each
+    /// version on the selection split (absent without xor selection).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub version_fractions: Vec<VersionFractions>,
     /// Wall-clock seconds of the epoch (training and evaluation).
     pub seconds: f64,
     /// Seconds of the training part alone.
     pub train_seconds: f64,
+}
+
+/// How often an xor mask chose each version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionFractions {
+    /// The xor mask: `thumbnail` or `quality` (JPEG levels).
+    pub mask: String,
+    /// The versions' names (`original`, `jpeg90`, `thumb16x16`, ...).
+    pub versions: Vec<String>,
+    /// Per version, the share of cells choosing it, averaged over the
+    /// evaluated items (sums to 1).
+    pub fractions: Vec<f64>,
+}
+
+impl VersionFractions {
+    /// `quality: original 0.40 jpeg90 0.60`.
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = self.versions.iter().zip(&self.fractions).map(|(v, f)| format!("{v} {f:.2}")).collect();
+        format!("{}: {}", self.mask, parts.join(" "))
+    }
 }
 
 /// Appends one JSON object per line, flushed after each.
@@ -187,6 +211,21 @@ mod tests {
             lambda: 1.0,
             checkpoint: PathBuf::from("x"),
         }
+    }
+
+    #[test]
+    fn epoch_lines_without_version_fractions_still_parse() {
+        let old = r#"{"epoch":1,"train_loss":1.0,"task_loss":0.9,"train_q":0.5,"q":0.5,"bytes_fraction":0.5,"lambda":1.0,"tau":1.0,"val_loss":null,"val_accuracy":0.8,"test_loss":0.7,"test_accuracy":0.75,"seconds":2.0,"train_seconds":1.5}"#;
+        let m: EpochMetrics = serde_json::from_str(old).unwrap();
+        assert!(m.version_fractions.is_empty());
+        // And a line with them round-trips.
+        let with = EpochMetrics {
+            version_fractions: vec![VersionFractions { mask: "quality".into(), versions: vec!["original".into(), "jpeg50".into()], fractions: vec![0.25, 0.75] }],
+            ..m
+        };
+        let line = serde_json::to_string(&with).unwrap();
+        assert_eq!(serde_json::from_str::<EpochMetrics>(&line).unwrap(), with);
+        assert_eq!(with.version_fractions[0].summary(), "quality: original 0.25 jpeg50 0.75");
     }
 
     #[test]

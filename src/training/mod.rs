@@ -27,6 +27,7 @@ use crate::data::sampling::Sampling;
 use crate::error::{Error, Result};
 use crate::masks::schedule::{LambdaScheduleConfig, TauScheduleConfig};
 use crate::masks::MaskConfig;
+use crate::masks::xor::{XorConfig, XorPipelineConfig};
 use crate::masks::scheduled::CellScheduleConfig;
 use crate::models::NetworkConfig;
 use optim::OptimConfig;
@@ -117,10 +118,16 @@ pub struct TrainConfig {
     pub network: NetworkConfig,
     /// Mask kind.
     pub mask_type: MaskType,
-    /// Whether a selection mask is used at all (false: plain network).
+    /// Whether the any mask is used (false: a plain network, or xor
+    /// selection alone).
     pub use_any_mask: bool,
-    /// The mask.
+    /// The any mask.
     pub mask: MaskConfig,
+    /// Xor (version) selection before the any mask (`--quality-levels`,
+    /// `--thumb-w/--thumb-h`); the prepared data then hold every item's
+    /// stacked versions (see [`run::PreparedData::with_versions`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xor: Option<XorConfig>,
     /// For the random and given baselines: the removal schedule.
     #[serde(default)]
     pub schedule: Option<CellScheduleConfig>,
@@ -170,6 +177,25 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// The mask the run trains: the any mask, xor selection followed by the
+    /// any mask (the paper's pipeline) or alone, or none.
+    pub fn selection_mask(&self) -> Option<MaskConfig> {
+        match &self.xor {
+            Some(xor) => Some(MaskConfig::Xor(XorPipelineConfig {
+                xor: xor.clone(),
+                any: self.use_any_mask.then(|| Box::new(self.mask.clone())),
+            })),
+            None => self.use_any_mask.then(|| self.mask.clone()),
+        }
+    }
+
+    /// Values per prepared item: `[C, H, W]`, or `[V·C, H, W]` with xor
+    /// selection's `V` stacked versions.
+    pub fn prepared_shape(&self, shape: [usize; 3]) -> [usize; 3] {
+        let [c, h, w] = shape;
+        [self.xor.as_ref().map_or(1, |x| x.versions.n_versions()) * c, h, w]
+    }
+
     /// Checks every range, naming the offending flag.
     pub fn validate(&self) -> Result<()> {
         if self.batch_size == 0 {
@@ -219,6 +245,9 @@ impl TrainConfig {
                 return Err(Error::config("target-q", t.q, "needs a learned mask (static or dynamic, not frozen)"));
             }
         }
+        if let Some(xor) = &self.xor {
+            self.validate_xor(xor)?;
+        }
         // The crop must fit the input (reflect padding below its sides).
         Augmenter::new(self.augment, self.mask.input_shape())?;
         self.optim.validate()?;
@@ -226,6 +255,34 @@ impl TrainConfig {
         self.tau.validate()?;
         self.mask.validate()?;
         Ok(())
+    }
+}
+
+impl TrainConfig {
+    fn validate_xor(&self, xor: &XorConfig) -> Result<()> {
+        if self.dataset == DatasetName::Remote {
+            // As the paper's code: versions are made of images, and turning
+            // these measurements into images would lose precision.
+            return Err(Error::config(
+                "quality-levels",
+                self.dataset,
+                "jpeg and thumbnail versions need 8-bit images; the remote sensing data are measurements",
+            ));
+        }
+        if matches!(self.mask_type, MaskType::Random | MaskType::Given) {
+            return Err(Error::config("mask-type", self.mask_type, "xor (version) selection needs a learned mask: static or dynamic"));
+        }
+        if xor.dynamic.is_some() != (self.mask_type == MaskType::Dynamic) {
+            return Err(Error::config("mask-type", self.mask_type, "dynamic xor masks go with --mask-type dynamic only"));
+        }
+        if xor.input_shape != self.mask.input_shape() {
+            return Err(Error::config(
+                "quality-levels",
+                format!("{:?}", xor.input_shape),
+                format!("versions must have the any mask's input shape {:?}", self.mask.input_shape()),
+            ));
+        }
+        self.selection_mask().expect("xor selection is a mask").validate()
     }
 }
 
@@ -245,6 +302,7 @@ pub(crate) fn example_config() -> TrainConfig {
             init_std: 0.01,
             input_drop_upscaling: false,
         }),
+        xor: None,
         schedule: None,
         batch_size: 2,
         eval_batch_size: 2,

@@ -13,14 +13,16 @@ use super::run::PreparedData;
 use super::TrainConfig;
 use crate::error::{Error, Result};
 
-/// Trains `config`'s network without a mask (its mask settings are
-/// ignored) into `run_dir`, then writes the warm-up file `out`.
+/// Trains `config`'s network without a mask (its mask and xor settings
+/// are ignored; `data` must hold plain, unstacked items) into `run_dir`,
+/// then writes the warm-up file `out`.
 pub fn pretrain(config: &TrainConfig, data: &PreparedData, run_dir: &Path, out: &Path, device: &Device, progress: &Progress) -> Result<WarmupMeta> {
     if config.warmup.is_some() {
         return Err(Error::config("use-warmup-net", 1, "pretraining starts from scratch"));
     }
     let mut plain = config.clone();
     plain.use_any_mask = false;
+    plain.xor = None;
     let (summary, learner) = plain.fit_learner(data, run_dir, 0, device, progress)?;
     let last = summary.last.as_ref().expect("at least one epoch");
     let meta = WarmupMeta {

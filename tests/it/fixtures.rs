@@ -71,6 +71,7 @@ pub fn synthetic_config(data: &SyntheticData, n_epochs: usize) -> TrainConfig {
             init_std: 0.01,
             input_drop_upscaling: false,
         }),
+        xor: None,
         schedule: None,
         batch_size: 64,
         eval_batch_size: 500,

@@ -148,7 +148,7 @@ impl DynamicMaskConfig {
 }
 
 /// Sets every float parameter to zero (for `learn_dynamic = false`).
-struct ZeroParams;
+pub(crate) struct ZeroParams;
 
 impl burn::module::ModuleMapper for ZeroParams {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
@@ -203,14 +203,25 @@ impl DynamicMask {
     /// # Shapes
     /// - `x` `[B, C, H, W]` → masked `[B, C, H, W]`, `q` `[1]` (batch mean)
     pub fn forward(&self, x: Tensor<4>, tau: f64) -> Masked {
+        self.forward_cells(x.clone(), x, tau).0
+    }
+
+    /// [`DynamicMask::forward`] on `x` with the masks computed from
+    /// `server_input` (in a pipeline after xor selection, the server still
+    /// looks at the original input, as the reference), also returning the
+    /// straight-through cell masks `[B, c, h, w]`.
+    ///
+    /// # Shapes
+    /// - `x`, `server_input` `[B, C, H, W]` → masked `[B, C, H, W]`, `q` `[1]`, cells `[B, c, h, w]`
+    pub fn forward_cells(&self, x: Tensor<4>, server_input: Tensor<4>, tau: f64) -> (Masked, Tensor<4>) {
         let [b, ..] = x.dims();
         let n_cells = self.layout.n_cells();
-        let soft = sigmoid(self.logits(x.clone()).div_scalar(tau)); // [B, c, h, w]
+        let soft = sigmoid(self.logits(server_input).div_scalar(tau)); // [B, c, h, w]
         let hard = soft.clone().detach().round();
         let m = hard - soft.clone().detach() + soft;
         let q_items = m.clone().reshape([b, n_cells]).mean_dim(1).reshape([b]); // [B]
         let q = q_items.clone().mean(); // [1]
-        Masked { x: self.apply(x, m, q_items), q }
+        (Masked { x: self.apply(x, m.clone(), q_items), q }, m)
     }
 
     /// The hard 0/1 masks of a batch, `[B, c, h, w]`.
