@@ -104,3 +104,22 @@ fn ships_trains_squeezenet_on_resized_images_with_class_balanced_sampling() {
     assert_eq!(config["config"]["sampling"], "class_balanced");
     assert_eq!(config["dataset"]["shape"], serde_json::json!([3, 384, 384]));
 }
+
+#[test]
+fn cifar10_xor_pipeline_from_the_command_line_reports_version_fractions() {
+    // The paper's static_pipeline_cifar10 flags, on generated CIFAR files.
+    let dir = tempfile::tempdir().unwrap();
+    cifar10::write_fixture(dir.path(), &random_set([3, 32, 32], 40, 10, 8), &random_set([3, 32, 32], 10, 10, 9)).unwrap();
+    let (config, summary) = train_two_epochs(
+        "cifar10",
+        dir.path(),
+        "subpixel",
+        &["--quality-levels", "90", "70", "50", "30", "10", "--any-init-mean", "0.25"],
+    );
+    assert_eq!(config["config"]["xor"]["versions"]["quality_levels"], serde_json::json!([90, 70, 50, 30, 10]));
+    assert_eq!(network_kind(&config), "resnet20");
+    let fractions = summary["last"]["version_fractions"][0]["fractions"].as_array().unwrap();
+    assert_eq!(fractions.len(), 6, "the original and 5 JPEG levels");
+    let total: f64 = fractions.iter().map(|f| f.as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-9, "{fractions:?}");
+}
