@@ -156,7 +156,7 @@ pub fn train_epoch(args: &BenchArgs) -> Result<EpochBench> {
             let started = Instant::now();
             let batches: Box<dyn Iterator<Item = crate::data::batch::Batch>> = if through_pipeline {
                 let items = sampling.epoch_order(&split.classes, &mut epoch_rng(0, epoch));
-                Box::new(split.in_order(batch_size, &items).collect::<Vec<_>>().into_iter())
+                Box::new(split.in_order(batch_size, &items))
             } else {
                 Box::new(split.shuffled(batch_size, &mut epoch_rng(0, epoch)))
             };
@@ -250,7 +250,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                         p.augment_seconds
                     );
                 }
-                if !r.profile.is_empty() {
+                if args.profile && !r.profile.is_empty() {
                     println!("  profile of the last epoch (seconds; conv phases run inside step totals):");
                     for (name, secs) in &r.profile {
                         println!("    {name:<30} {secs:>7.3}");
