@@ -149,17 +149,7 @@ impl XorConfig {
         for m in self.masks() {
             m.granularity.layout(self.input_shape)?;
         }
-        if let Some([sh, sw]) = self.dynamic.as_ref().and_then(|d| d.server_hw) {
-            let [_, h, w] = self.input_shape;
-            if sh == 0 || sw == 0 || sh > h || sw > w {
-                return Err(Error::config(
-                    "dynamic-h/dynamic-w",
-                    format!("{sh}x{sw}"),
-                    format!("the thumbnail must be between 1x1 and the input's {h}x{w}"),
-                ));
-            }
-        }
-        Ok(())
+        crate::masks::dynamic::check_server_hw(self.dynamic.as_ref().and_then(|d| d.server_hw), self.input_shape)
     }
 }
 

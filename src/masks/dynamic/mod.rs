@@ -105,16 +105,7 @@ impl DynamicMaskConfig {
 
     /// Checks the thumbnail size.
     pub fn validate(&self) -> Result<()> {
-        if let Some([sh, sw]) = self.server_hw {
-            let [_, h, w] = self.input_shape;
-            if sh == 0 || sw == 0 || sh > h || sw > w {
-                return Err(Error::config(
-                    "dynamic-h/dynamic-w",
-                    format!("{sh}x{sw}"),
-                    format!("the thumbnail must be between 1x1 and the input's {h}x{w}"),
-                ));
-            }
-        }
+        check_server_hw(self.server_hw, self.input_shape)?;
         if !(self.init_mean.is_finite() && self.init_std.is_finite() && self.init_std >= 0.0) {
             return Err(Error::config("any-init-mean", self.init_mean, "mean and std must be finite, std >= 0"));
         }
@@ -239,4 +230,20 @@ impl DynamicMask {
         let q_items = hard.clone().reshape([b, self.layout.n_cells()]).mean_dim(1).reshape([b]);
         self.apply(x, hard, q_items)
     }
+}
+
+/// Checks a server-side thumbnail size (`--dynamic-h/--dynamic-w`) against
+/// the input: between 1×1 and the input's own size.
+pub fn check_server_hw(server_hw: Option<[usize; 2]>, input_shape: [usize; 3]) -> Result<()> {
+    if let Some([sh, sw]) = server_hw {
+        let [_, h, w] = input_shape;
+        if sh == 0 || sw == 0 || sh > h || sw > w {
+            return Err(Error::config(
+                "dynamic-h/dynamic-w",
+                format!("{sh}x{sw}"),
+                format!("the thumbnail must be between 1x1 and the input's {h}x{w}"),
+            ));
+        }
+    }
+    Ok(())
 }
