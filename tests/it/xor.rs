@@ -89,6 +89,7 @@ fn pipeline_trains_and_reports_version_fractions() {
         let f = &m.version_fractions[0];
         assert_eq!(f.mask, "quality");
         assert_eq!(f.versions, ["original", "jpeg90", "jpeg70", "jpeg50", "jpeg30", "jpeg10"]);
+        eprintln!("epoch {}: q {:.4} test {:.4} versions {:?} fractions {:?}", m.epoch, m.q, m.test_accuracy, f.versions, f.fractions);
         let total: f64 = f.fractions.iter().sum();
         assert!((total - 1.0).abs() < 1e-9, "fractions {:?} sum to {total}", f.fractions);
         assert!(m.q > 0.0 && m.q <= 1.0 && m.test_accuracy.is_finite());
@@ -125,6 +126,7 @@ fn xor_alone_measures_q_as_the_weighted_choice() {
     let f = &last.version_fractions[0];
     let weights = [1.0, 0.9, 0.7, 0.5, 0.3, 0.1];
     let weighted: f64 = f.fractions.iter().zip(weights).map(|(f, w)| f * w).sum();
+    eprintln!("xor alone, per pixel: q {:.4} test {:.4} fractions {:?}", last.q, last.test_accuracy, f.fractions);
     assert!((last.q - weighted).abs() < 1e-6, "q {} vs weighted choice {weighted} ({:?})", last.q, f.fractions);
     assert!(last.q < 1.0, "λ = 5 should move some cells off the original: {:?}", f.fractions);
 }
