@@ -194,6 +194,9 @@ pub struct DataArgs {
     /// Network: lenet5 (28x28 inputs), mlp, resnet20, resnet20-s2 (ResNet20 with stride 2 in its first stage), allconv, squeezenet1_1 [default: the paper's network for the dataset: lenet5 for mnist, fashion_mnist and 28x28 synthetic data, resnet20 for cifar10 and svhn, resnet20-s2 for galaxy10, allconv for remote, squeezenet1_1 for ships; mlp for other synthetic shapes].
     #[arg(long)]
     pub network: Option<String>,
+    /// Ships only: read at most this many images per class and split (the first in sorted file order), to bound memory; the full ship data hold about 190,000 images, about 85 GB as 3x384x384 bytes [default: all].
+    #[arg(long)]
+    pub max_per_class: Option<usize>,
     /// Compute backend: flex (CPU) is always built in; wgpu (a GPU) exists in builds with `--features wgpu`.
     #[arg(long, value_enum, default_value_t = BackendChoice::Flex)]
     pub backend: BackendChoice,

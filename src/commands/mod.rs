@@ -28,7 +28,7 @@ pub fn device(backend: BackendChoice) -> Device {
 
 fn load_dataset(args: &crate::cli::DataArgs) -> Result<Dataset> {
     let name = args.dataset_name()?;
-    data::load(name, args.data_dir.as_deref()).with_context(|| format!("loading dataset {name}"))
+    data::load_with(name, args.data_dir.as_deref(), args.max_per_class).with_context(|| format!("loading dataset {name}"))
 }
 
 /// Whether `run_dir` holds a finished run.

@@ -270,6 +270,20 @@ pub struct Dataset {
 
 /// Loads a dataset by name; `data_dir` is only used by file-backed datasets.
 pub fn load(name: DatasetName, data_dir: Option<&Path>) -> Result<Dataset> {
+    load_with(name, data_dir, None)
+}
+
+/// [`load`], reading at most `max_per_class` images per class and split
+/// (ships only: the other datasets are single files read whole).
+pub fn load_with(name: DatasetName, data_dir: Option<&Path>, max_per_class: Option<usize>) -> Result<Dataset> {
+    if let Some(cap) = max_per_class {
+        if name != DatasetName::Ships {
+            return Err(Error::config("max-per-class", cap, format!("only applies to ships, not {name}")));
+        }
+        if cap == 0 {
+            return Err(Error::config("max-per-class", 0, "must be at least 1"));
+        }
+    }
     match name {
         DatasetName::Mnist | DatasetName::FashionMnist => {
             let dir = locate::find_data_dir(name, data_dir)?;
@@ -279,7 +293,10 @@ pub fn load(name: DatasetName, data_dir: Option<&Path>) -> Result<Dataset> {
         DatasetName::Svhn => svhn::load(&locate::dataset_root(name, data_dir)?),
         DatasetName::Galaxy10 => galaxy10::load(&locate::dataset_root(name, data_dir)?),
         DatasetName::Remote => remote::load(&locate::dataset_root(name, data_dir)?, remote::SPLIT_SEED),
-        DatasetName::Ships => ships::load(&locate::dataset_root(name, data_dir)?, ships::ShipsOptions::default()),
+        DatasetName::Ships => ships::load(
+            &locate::dataset_root(name, data_dir)?,
+            ships::ShipsOptions { max_per_class, ..ships::ShipsOptions::default() },
+        ),
         // The synthetic set is fixed (its own seed), so that repeats differ
         // only in their training seed, as with real data.
         DatasetName::Synthetic => Ok(synthetic::SyntheticConfig::default().generate().dataset),

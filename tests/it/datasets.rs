@@ -123,3 +123,42 @@ fn cifar10_xor_pipeline_from_the_command_line_reports_version_fractions() {
     let total: f64 = fractions.iter().map(|f| f.as_f64().unwrap()).sum();
     assert!((total - 1.0).abs() < 1e-9, "{fractions:?}");
 }
+
+#[test]
+fn max_per_class_bounds_what_is_read_of_the_ships_and_is_refused_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(10);
+    for (split, count) in [("train", [5, 3]), ("test", [3, 3])] {
+        for (class, n) in ["no_ship", "ship"].into_iter().zip(count) {
+            for i in 0..n {
+                let img = image::RgbImage::from_fn(384, 384, |_, _| image::Rgb([rng.random(), rng.random(), rng.random()]));
+                ships::write_fixture(dir.path(), split, class, &format!("{i}.png"), &img).unwrap();
+            }
+        }
+    }
+    let exp = tempfile::tempdir().unwrap();
+    let run = |dataset: &str, cap: &str| {
+        Command::new(env!("CARGO_BIN_EXE_selmask"))
+            .args([
+                "train", "--dataset", dataset, "--data-dir", dir.path().to_str().unwrap(), "--mask-type", "static",
+                "--any-granularity", "CXLIVdrant", "--n-epochs", "1", "--n-repeats", "1", "--batch-size", "4",
+                "--val-split", "0.25", "--name", "cap", "--quiet", "--max-per-class", cap,
+                "--exp-dir", exp.path().to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = run("ships", "2");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config: Value = serde_json::from_slice(&std::fs::read(exp.path().join("ships/static/cap/run_0/config.json")).unwrap()).unwrap();
+    // 2 per class in each split: 4 training items (3 train + 1 validation), 4 test items.
+    let sizes = &config["split_sizes"];
+    assert_eq!((sizes["train"].as_u64(), sizes["val"].as_u64(), sizes["test"].as_u64()), (Some(3), Some(1), Some(4)));
+
+    let out = run("ships", "0");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("max-per-class") && err.contains("at least 1"), "{err}");
+    let out = run("cifar10", "2");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("max-per-class") && err.contains("only applies to ships"), "{err}");
+}
