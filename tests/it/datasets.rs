@@ -40,6 +40,22 @@ fn train_two_epochs(dataset: &str, data_dir: &Path, granularity: &str, extra: &[
     (config, summary)
 }
 
+/// Ship image folders of random `side`×`side` PNGs: `train` and `test`
+/// give the images per class (no_ship, ship).
+fn ship_folders(side: u32, train: [usize; 2], test: [usize; 2], seed: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for (split, count) in [("train", train), ("test", test)] {
+        for (class, n) in ["no_ship", "ship"].into_iter().zip(count) {
+            for i in 0..n {
+                let img = image::RgbImage::from_fn(side, side, |_, _| image::Rgb([rng.random(), rng.random(), rng.random()]));
+                ships::write_fixture(dir.path(), split, class, &format!("{i}.png"), &img).unwrap();
+            }
+        }
+    }
+    dir
+}
+
 fn network_kind(config: &Value) -> &str {
     config["config"]["network"]["kind"].as_str().unwrap()
 }
@@ -88,17 +104,8 @@ fn remote_trains_the_all_convolutional_net_on_36_bands_with_a_channel_mask() {
 
 #[test]
 fn ships_trains_squeezenet_on_resized_images_with_class_balanced_sampling() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    // Imbalanced as the real data: 6 without ships, 2 with, per split.
-    for (split, count) in [("train", [6, 2]), ("test", [2, 2])] {
-        for (class, n) in ["no_ship", "ship"].into_iter().zip(count) {
-            for i in 0..n {
-                let img = image::RgbImage::from_fn(768, 768, |_, _| image::Rgb([rng.random(), rng.random(), rng.random()]));
-                ships::write_fixture(dir.path(), split, class, &format!("{i}.png"), &img).unwrap();
-            }
-        }
-    }
+    // Imbalanced as the real data: 6 without ships, 2 with, in training.
+    let dir = ship_folders(768, [6, 2], [2, 2], 7);
     let (config, _) = train_two_epochs("ships", dir.path(), "CXLIVdrant", &[]);
     assert_eq!(network_kind(&config), "squeezenet1_1");
     assert_eq!(config["config"]["sampling"], "class_balanced");
@@ -126,16 +133,7 @@ fn cifar10_xor_pipeline_from_the_command_line_reports_version_fractions() {
 
 #[test]
 fn max_per_class_bounds_what_is_read_of_the_ships_and_is_refused_elsewhere() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(10);
-    for (split, count) in [("train", [5, 3]), ("test", [3, 3])] {
-        for (class, n) in ["no_ship", "ship"].into_iter().zip(count) {
-            for i in 0..n {
-                let img = image::RgbImage::from_fn(384, 384, |_, _| image::Rgb([rng.random(), rng.random(), rng.random()]));
-                ships::write_fixture(dir.path(), split, class, &format!("{i}.png"), &img).unwrap();
-            }
-        }
-    }
+    let dir = ship_folders(384, [5, 3], [3, 3], 10);
     let exp = tempfile::tempdir().unwrap();
     let run = |dataset: &str, cap: &str| {
         Command::new(env!("CARGO_BIN_EXE_selmask"))
