@@ -7,6 +7,7 @@ use selmask::masks::granularity::Granularity;
 use selmask::masks::scheduled::{CellScheduleConfig, RemovalOrder};
 use selmask::masks::{Mask, MaskConfig};
 use selmask::training::checkpoint::SelectionModel;
+use selmask::training::budget::TargetQConfig;
 use selmask::training::progress::{Progress, Verbosity};
 use selmask::training::run::{PreparedData, RunSummary};
 use selmask::training::{MaskType, TrainConfig};
@@ -69,6 +70,14 @@ fn dynamic_mask_follows_the_moving_signal_and_beats_static() {
     let dir = tempfile::tempdir().unwrap();
     // As the paper: both masks start from a network trained on full inputs.
     let mut dynamic = moving_config(&data, MaskType::Dynamic);
+    // λ is driven to one cell in nine (Q* 0.12) rather than raised on
+    // plateaus: with the plateau rule alone, a run whose Q falls slowly
+    // keeps λ low and may not reach one cell within its epochs (1 seed in
+    // 10 here; float summation order under parallel tests acts like a new
+    // seed). With the budget, seeds 1 to 10 all passed, the worst at 84%
+    // of selected cells inside the signal and 0.26 above static.
+    dynamic.target_q = Some(TargetQConfig::new(0.12));
+    dynamic.n_epochs = 40;
     let prepared = PreparedData::new(&data.dataset, dynamic.val_split, dynamic.seed, &device).unwrap();
     let warmup = dir.path().join("synthetic.warmup");
     let mut plain = moving_config(&data, MaskType::Static);
@@ -76,8 +85,11 @@ fn dynamic_mask_follows_the_moving_signal_and_beats_static() {
     selmask::training::pretrain::pretrain(&plain, &prepared, &dir.path().join("pre"), &warmup, &device, &quiet()).unwrap();
     dynamic.warmup = Some(warmup.clone());
     let summary: RunSummary = dynamic.fit(&prepared, &dir.path().join("dynamic"), 0, &device, &quiet()).unwrap();
+    let metrics: Vec<selmask::training::metrics::EpochMetrics> =
+        selmask::training::metrics::read_jsonl(&dir.path().join("dynamic/metrics.jsonl")).unwrap();
+    let trace: Vec<(f64, f64, f64)> = metrics.iter().map(|m| (m.q, m.lambda, m.test_accuracy)).collect();
     // One cell of nine is 0.11: the [0.10, 0.15) checkpoint.
-    let point = summary.curve.best_within(0.15).expect("dynamic reaches Q <= 0.15").clone();
+    let point = summary.curve.best_within(0.15).unwrap_or_else(|| panic!("dynamic reaches Q <= 0.15: {trace:?}")).clone();
     let model = SelectionModel::load(&dir.path().join("dynamic").join(&point.checkpoint), &device).unwrap();
     let Some(Mask::Dynamic(mask)) = &model.mask else { panic!("a dynamic mask") };
     let hard: Vec<f32> = mask.hard(prepared.test.images.clone(), 1.0).into_data().convert::<f32>().try_into_vec().unwrap();
@@ -92,7 +104,7 @@ fn dynamic_mask_follows_the_moving_signal_and_beats_static() {
         }
     }
     assert!(selected > 0);
-    assert!(inside * 10 >= selected * 8, "{inside} of {selected} selected cells hold the signal");
+    assert!(inside * 10 >= selected * 8, "{inside} of {selected} selected cells hold the signal: {trace:?}");
 
     let mut stat = moving_config(&data, MaskType::Static);
     stat.warmup = Some(warmup);
@@ -105,8 +117,6 @@ fn dynamic_mask_follows_the_moving_signal_and_beats_static() {
         point.q
     );
     // Per-input Q varies and is reported.
-    let metrics: Vec<selmask::training::metrics::EpochMetrics> =
-        selmask::training::metrics::read_jsonl(&dir.path().join("dynamic/metrics.jsonl")).unwrap();
     assert!(metrics.iter().all(|m| m.q_percentiles.is_some()));
 }
 
