@@ -22,13 +22,16 @@
 //! Thumbnails follow PIL's `Image.thumbnail(box, NEAREST)`: the largest size
 //! within the box that keeps the aspect ratio (never larger than the input),
 //! sampled with PIL's nearest rule, then `resize(input size, NEAREST)`.
-//! JPEG uses the `image` crate's baseline encoder with libjpeg's quality
-//! scaling of the standard tables (as PIL/libjpeg); it does not subsample
-//! chroma (PIL uses 4:2:0 for RGB by default), so colour JPEGs here are
-//! somewhat closer to the original than PIL's at the same quality.
+//! JPEG is encoded as PIL's `Image.save(format="JPEG", quality=q)` does
+//! with libjpeg's defaults: baseline, the standard tables scaled by
+//! libjpeg's quality rule, and for RGB 4:2:0 chroma subsampling by 2×2 box
+//! averages (libjpeg's `h2v2_downsample`), with the `jpeg-encoder` crate;
+//! it is decoded with the `image` crate. Subsampling matters: colour
+//! detail finer than two pixels is lost at every quality, as in the
+//! authors' versions.
 
 use image::ImageFormat;
-use image::codecs::jpeg::JpegEncoder;
+use jpeg_encoder::{ChromaSubsamplingMethod, ColorType, Encoder, SamplingFactor};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -231,20 +234,27 @@ pub fn pil_nearest_resize(src: &[u8], [c, h, w]: [usize; 3], [oh, ow]: [usize; 2
 /// Planar `[C, H, W]` u8 values JPEG-encoded at `quality` and decoded again
 /// (C = 1: grayscale, C = 3: RGB).
 pub fn jpeg_roundtrip(src: &[u8], [c, h, w]: [usize; 3], quality: u8) -> Result<Vec<u8>> {
-    let codec_err = |e: image::ImageError| Error::config("quality-levels", quality, format!("jpeg codec failed on a {c}x{h}x{w} image: {e}"));
+    let codec_err = |e: &dyn std::fmt::Display| Error::config("quality-levels", quality, format!("jpeg codec failed on a {c}x{h}x{w} image: {e}"));
     let plane = h * w;
     // Planar to interleaved.
     let interleaved: Vec<u8> = (0..plane).flat_map(|i| (0..c).map(move |ch| src[ch * plane + i])).collect();
     let color = match c {
-        1 => image::ExtendedColorType::L8,
-        3 => image::ExtendedColorType::Rgb8,
+        1 => ColorType::Luma,
+        3 => ColorType::Rgb,
         _ => return Err(Error::config("quality-levels", format!("{c} channels"), "jpeg needs 1 or 3 channels")),
     };
+    let (h16, w16) = (u16::try_from(h), u16::try_from(w));
+    let (Ok(h16), Ok(w16)) = (h16, w16) else {
+        return Err(codec_err(&format_args!("jpeg sides are at most 65535 pixels")));
+    };
     let mut bytes = Vec::new();
-    JpegEncoder::new_with_quality(&mut bytes, quality)
-        .encode(&interleaved, w as u32, h as u32, color)
-        .map_err(codec_err)?;
-    let decoded = image::load_from_memory_with_format(&bytes, ImageFormat::Jpeg).map_err(codec_err)?;
+    let mut encoder = Encoder::new(&mut bytes, quality);
+    // libjpeg's defaults, which PIL keeps: 4:2:0 at every quality (the
+    // crate's own default switches to 4:4:4 from quality 90), box-averaged.
+    encoder.set_sampling_factor(SamplingFactor::R_4_2_0);
+    encoder.set_chroma_subsampling_method(ChromaSubsamplingMethod::Average);
+    encoder.encode(&interleaved, w16, h16, color).map_err(|e| codec_err(&e))?;
+    let decoded = image::load_from_memory_with_format(&bytes, ImageFormat::Jpeg).map_err(|e| codec_err(&e))?;
     let raw = if c == 1 { decoded.to_luma8().into_raw() } else { decoded.to_rgb8().into_raw() };
     // Interleaved back to planar.
     let mut out = vec![0u8; c * plane];
@@ -294,6 +304,31 @@ mod tests {
         let g = jpeg_roundtrip(&gray, [1, 32, 32], 50).unwrap();
         assert_eq!(g.len(), 1024);
         assert!(mean_abs(&gray, &g) < 10.0);
+    }
+
+    #[test]
+    fn colour_is_subsampled_4_2_0_and_luma_is_not() {
+        // Alternate columns of red and blue: colour detail of one pixel.
+        let (h, w) = (16usize, 16usize);
+        let mut colour = vec![0u8; 3 * h * w];
+        for y in 0..h {
+            for x in 0..w {
+                let ch = if x % 2 == 0 { 0 } else { 2 };
+                colour[ch * h * w + y * w + x] = 255;
+            }
+        }
+        let back = jpeg_roundtrip(&colour, [3, h, w], 100).unwrap();
+        // Box-averaged chroma turns both columns purple: red and blue
+        // channels each lose about half their swing even at quality 100.
+        let e = mean_abs(&colour, &back);
+        assert!(e > 30.0, "one-pixel colour detail survived quality 100 (mean abs error {e}): not 4:2:0");
+        // The same detail in brightness alone is kept (luma is full size).
+        let gray: Vec<u8> = (0..h * w).map(|i| if i % 2 == 0 { 250 } else { 5 }).collect();
+        let g = jpeg_roundtrip(&gray, [1, h, w], 100).unwrap();
+        assert!(mean_abs(&gray, &g) < 3.0, "luma at quality 100: {}", mean_abs(&gray, &g));
+        // A flat colour image keeps its colour (no shift from subsampling).
+        let flat: Vec<u8> = [200u8, 60, 30].iter().flat_map(|&v| std::iter::repeat_n(v, h * w)).collect();
+        assert!(mean_abs(&flat, &jpeg_roundtrip(&flat, [3, h, w], 90).unwrap()) < 2.0);
     }
 
     #[test]
