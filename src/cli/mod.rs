@@ -82,9 +82,15 @@ pub struct ReproduceArgs {
     /// Where runs go (<exp-dir>/<dataset>/<mask-type>/<experiment>/run_<i>).
     #[arg(long, default_value = "./runs")]
     pub exp_dir: PathBuf,
-    /// Warm-up networks; one is pretrained (10 epochs) when missing.
+    /// Warm-up networks; one is pretrained (10 epochs, with the
+    /// experiment's network and data flags) when missing.
     #[arg(long, default_value = "models")]
     pub warmup_dir: PathBuf,
+    /// squeezenet1_1 experiments (ships): start from torchvision's ImageNet
+    /// weights in this local safetensors file, as the paper; passed to the
+    /// warm-up and the run (see `selmask train --help`, --pretrained).
+    #[arg(long)]
+    pub pretrained: Option<PathBuf>,
     /// Print the `selmask train` command and stop.
     #[arg(long)]
     pub dry_run: bool,
@@ -194,6 +200,9 @@ pub struct DataArgs {
     /// Network: lenet5 (28x28 inputs), mlp, resnet20, resnet20-s2 (ResNet20 with stride 2 in its first stage), allconv, squeezenet1_1 [default: the paper's network for the dataset: lenet5 for mnist, fashion_mnist and 28x28 synthetic data, resnet20 for cifar10 and svhn, resnet20-s2 for galaxy10, allconv for remote, squeezenet1_1 for ships; mlp for other synthetic shapes].
     #[arg(long)]
     pub network: Option<String>,
+    /// squeezenet1_1 only: start from torchvision's ImageNet weights in this local safetensors file (nothing is downloaded); the classifier is re-initialised for the dataset's classes and the last Fire module reset, as the paper's code. Make the file with: python -c 'from safetensors.torch import save_file; import torchvision; save_file(torchvision.models.squeezenet1_1(weights="IMAGENET1K_V1").state_dict(), "squeezenet1_1.safetensors")'
+    #[arg(long)]
+    pub pretrained: Option<PathBuf>,
     /// Ships only: read at most this many images per class and split (the first in sorted file order), to bound memory; the full ship data hold about 190,000 images, about 85 GB as 3x384x384 bytes [default: all].
     #[arg(long)]
     pub max_per_class: Option<usize>,
@@ -221,9 +230,6 @@ pub struct TrainArgs {
     /// Mask type: static, dynamic, random or given.
     #[arg(long)]
     pub mask_type: String,
-    /// squeezenet1_1 only: start from torchvision's ImageNet weights in this local safetensors file (nothing is downloaded); the classifier is re-initialised for the dataset's classes and the last Fire module reset, as the paper's code. Make the file with: python -c 'from safetensors.torch import save_file; import torchvision; save_file(torchvision.models.squeezenet1_1(weights="IMAGENET1K_V1").state_dict(), "squeezenet1_1.safetensors")'
-    #[arg(long)]
-    pub pretrained: Option<PathBuf>,
     /// Training batch size.
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
@@ -548,12 +554,14 @@ impl DataArgs {
     }
 
     /// The network for inputs of `shape` with `n_classes`: `--network`, or
-    /// the paper's network for the dataset.
+    /// the paper's network for the dataset; from `--pretrained` weights
+    /// when given.
     pub fn network(&self, shape: [usize; 3], n_classes: usize) -> Result<NetworkConfig> {
-        match self.network.as_deref() {
+        let network = match self.network.as_deref() {
             Some(name) => NetworkConfig::by_name(name, shape, n_classes),
             None => NetworkConfig::for_dataset(self.dataset_name()?, shape, n_classes),
-        }
+        }?;
+        network.with_pretrained(self.pretrained.clone())
     }
 }
 
@@ -698,7 +706,7 @@ impl TrainArgs {
             .then(|| crate::training::checkpoint::warmup_path(&self.warmup_dir, dataset));
         let config = TrainConfig {
             dataset,
-            network: self.data.network(shape, n_classes)?.with_pretrained(self.pretrained.clone())?,
+            network: self.data.network(shape, n_classes)?,
             mask_type,
             use_any_mask: self.use_any_mask,
             mask: self.mask_config(mask_type, shape, granularity)?,
@@ -951,6 +959,17 @@ mod tests {
         let missing = missing.to_str().unwrap();
         let (a, m) = train(&["selmask", "train", "--dataset", "ships", "--mask-type", "static", "--pretrained", missing]);
         let err = a.to_config(&m, [3, 384, 384], 2).unwrap_err().to_string();
+        assert!(err.contains(missing) && err.contains("no such file"), "{err}");
+        // The warm-up takes the same flag, so warm-up and run agree.
+        let pretrain = |args: &[&str]| match Cli::from_arg_matches(&Cli::command().try_get_matches_from(args).unwrap()).unwrap().command {
+            Command::Pretrain(p) => p,
+            _ => unreachable!(),
+        };
+        let p = pretrain(&["selmask", "pretrain", "--dataset", "ships", "--pretrained", file]);
+        let (pc, _) = p.to_config([3, 384, 384], 2).unwrap();
+        assert_eq!(pc.network, c.network);
+        let p = pretrain(&["selmask", "pretrain", "--dataset", "ships", "--pretrained", missing]);
+        let err = p.to_config([3, 384, 384], 2).unwrap_err().to_string();
         assert!(err.contains(missing) && err.contains("no such file"), "{err}");
     }
 

@@ -192,6 +192,9 @@ pub fn reproduce(args: &crate::cli::ReproduceArgs) -> Result<()> {
     if let Some(d) = &args.data_dir {
         flags = with_flag(flags, "data-dir", &d.display().to_string());
     }
+    if let Some(w) = &args.pretrained {
+        flags = with_flag(flags, "pretrained", &w.display().to_string());
+    }
     if args.quiet {
         flags.push("--quiet".into());
     }
@@ -213,12 +216,16 @@ pub fn reproduce(args: &crate::cli::ReproduceArgs) -> Result<()> {
         let warmup = crate::training::checkpoint::warmup_path(&args.warmup_dir, dataset);
         if !warmup.exists() {
             println!("no warm-up network at {}: pretraining one (10 epochs)", warmup.display());
-            let mut pre = vec!["selmask".to_string(), "pretrain".into(), "--dataset".into(), dataset.to_string()];
-            pre.extend(["--warmup-dir".into(), args.warmup_dir.display().to_string(), "--exp-dir".into(), args.exp_dir.display().to_string()]);
-            if let Some(d) = &args.data_dir {
-                pre.extend(["--data-dir".into(), d.display().to_string()]);
-            }
-            let (crate::cli::Command::Pretrain(p), _) = parse(pre)? else { unreachable!("a pretrain command line") };
+            // The warm-up's data flags are the run's own (network,
+            // --pretrained weights, data dir, augmentation, sampling,
+            // --max-per-class), so the warm-up network is the one the run
+            // will ask for; the rest are pretrain's defaults.
+            let pre = vec!["selmask".to_string(), "pretrain".into(), "--dataset".into(), dataset.to_string()];
+            let (crate::cli::Command::Pretrain(mut p), _) = parse(pre)? else { unreachable!("a pretrain command line") };
+            p.data = t.data.clone();
+            p.warmup_dir = args.warmup_dir.clone();
+            p.exp_dir = args.exp_dir.clone();
+            p.quiet = args.quiet;
             pretrain_cmd(&p)?;
         }
     }

@@ -153,6 +153,25 @@ impl NetworkConfig {
         }
     }
 
+    /// The file of pretrained weights this network starts from, if any.
+    pub fn pretrained(&self) -> Option<&std::path::Path> {
+        match self {
+            NetworkConfig::SqueezeNet11 { pretrained, .. } => pretrained.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The same network without its pretrained-weights file: what two
+    /// configurations must share for weights to move between them.
+    pub fn architecture(&self) -> NetworkConfig {
+        match self {
+            NetworkConfig::SqueezeNet11 { channels, n_classes, .. } => {
+                NetworkConfig::SqueezeNet11 { channels: *channels, n_classes: *n_classes, pretrained: None }
+            }
+            other => other.clone(),
+        }
+    }
+
     /// Short name, as accepted by [`NetworkConfig::by_name`].
     pub fn name(&self) -> &'static str {
         match self {

@@ -141,14 +141,71 @@ pub fn load_warmup(
 ) -> Result<(Network, ModuleOptimizer, WarmupMeta)> {
     let mut c = container::read::<WarmupMeta>(path)?;
     if &c.meta.network != expected {
-        return Err(Error::Checkpoint {
-            path: path.to_path_buf(),
-            reason: format!("warm-up network is {:?}, this run needs {:?}", c.meta.network, expected),
-        });
+        let start = |p: Option<&Path>| p.map_or("random weights".to_string(), |p| format!("the weights in {}", p.display()));
+        let reason = if c.meta.network.architecture() == expected.architecture() {
+            // Same network, other starting weights (say a warm-up made
+            // before --pretrained was given): say which and how to agree.
+            format!(
+                "the warm-up network started from {}, this run asks for {}; make a warm-up with the same \
+                 --pretrained (selmask pretrain --pretrained ...), or run with the warm-up's",
+                start(c.meta.network.pretrained()),
+                start(expected.pretrained())
+            )
+        } else {
+            format!("warm-up network is {:?}, this run needs {:?}", c.meta.network, expected)
+        };
+        return Err(Error::Checkpoint { path: path.to_path_buf(), reason });
     }
     let net = load_into(expected.init(device), c.take("net", path)?, "network", path)?;
     let optim = optim
         .from_bytes(Bytes::from_bytes_vec(c.take("net_optim", path)?))
         .map_err(|e| Error::Checkpoint { path: path.to_path_buf(), reason: format!("optimiser state: {e}") })?;
     Ok((net, optim, c.meta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::training::example_config;
+
+    /// A warm-up of `network` in `dir`, as `pretrain` writes one.
+    fn warmup_of(network: &NetworkConfig, dir: &Path, device: &Device) -> std::path::PathBuf {
+        let config = TrainConfig { network: network.clone(), ..example_config() };
+        let meta = WarmupMeta {
+            selmask_version: env!("CARGO_PKG_VERSION").into(),
+            dataset: DatasetName::Synthetic,
+            network: network.clone(),
+            epochs: 1,
+            val_accuracy: None,
+            test_accuracy: 0.5,
+            config: config.clone(),
+        };
+        let path = dir.join("synthetic.warmup");
+        save_warmup(&path, &meta, &network.init(device), &config.optim.net()).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_warm_up_from_other_starting_weights_says_which_and_what_to_do() {
+        let device = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let plain = NetworkConfig::by_name("squeezenet1_1", [3, 32, 32], 2).unwrap();
+        let path = warmup_of(&plain, dir.path(), &device);
+        // The same network loads.
+        let optim = || example_config().optim.net();
+        assert!(load_warmup(&path, &plain, optim(), &device).is_ok());
+        // The run asks for ImageNet weights; the warm-up started from random ones.
+        let weights = dir.path().join("squeezenet1_1.safetensors");
+        std::fs::write(&weights, b"only its name is compared").unwrap();
+        let pretrained = plain.clone().with_pretrained(Some(weights.clone())).unwrap();
+        let Err(err) = load_warmup(&path, &pretrained, optim(), &device) else { panic!("starting weights differ") };
+        let msg = err.to_string();
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        assert!(msg.contains("started from random weights"), "{msg}");
+        assert!(msg.contains(&weights.display().to_string()) && msg.contains("selmask pretrain --pretrained"), "{msg}");
+        // Another network is still named as such.
+        let other = NetworkConfig::by_name("squeezenet1_1", [3, 32, 32], 3).unwrap();
+        let Err(err) = load_warmup(&path, &other, optim(), &device) else { panic!("class counts differ") };
+        assert!(err.to_string().contains("warm-up network is"), "{err}");
+    }
 }

@@ -137,6 +137,18 @@ fn selmask(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
+fn reproduce_passes_pretrained_weights_to_warm_up_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("squeezenet1_1.safetensors");
+    std::fs::write(&weights, b"read only when training starts").unwrap();
+    let w = weights.to_str().unwrap();
+    let out = selmask(&["reproduce", "dynamic-ships-grid12", "--dry-run", "--pretrained", w]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("--pretrained {w}")), "{stdout}");
+}
+
+#[test]
 fn cli_trains_into_the_papers_run_layout() {
     let dir = tempfile::tempdir().unwrap();
     let exp = dir.path().to_str().unwrap();
