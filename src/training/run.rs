@@ -45,14 +45,7 @@ impl PreparedData {
     /// Splits off `val_split` of the training set with `split_seed` (the
     /// same validation set for every repeat) and moves everything to `device`.
     pub fn new(dataset: &Dataset, val_split: f64, split_seed: u64, device: &Device) -> Result<Self> {
-        let parts = train_val_split(&dataset.train, val_split, split_seed)?;
-        let val = (!parts.val.is_empty()).then(|| TensorSplit::new(&parts.val, &dataset.info, device));
-        Ok(PreparedData {
-            info: dataset.info.clone(),
-            train: TensorSplit::new(&parts.train, &dataset.info, device),
-            val,
-            test: TensorSplit::new(&dataset.test, &dataset.info, device),
-        })
+        Self::with_versions(dataset, val_split, split_seed, None, device)
     }
 
     /// [`PreparedData::new`] for xor selection: every item becomes the
@@ -63,14 +56,17 @@ impl PreparedData {
     /// Memory: `V` times a plain split (CIFAR-10's 50,000 training items
     /// with 6 versions: about 3.7 GB of f32).
     pub fn with_versions(dataset: &Dataset, val_split: f64, split_seed: u64, versions: Option<&VersionsConfig>, device: &Device) -> Result<Self> {
-        let Some(versions) = versions.filter(|v| !v.is_empty()) else {
-            return Self::new(dataset, val_split, split_seed, device);
+        let versions = versions.filter(|v| !v.is_empty());
+        let info = versions.map_or_else(|| dataset.info.clone(), |v| v.stacked_info(&dataset.info));
+        let prepare = |set: &ImageSet| -> Result<TensorSplit> {
+            Ok(match versions {
+                Some(v) => TensorSplit::new(&v.stack(set)?, &info, device),
+                None => TensorSplit::new(set, &info, device),
+            })
         };
-        let info = versions.stacked_info(&dataset.info);
-        let stacked = |set: &ImageSet| -> Result<TensorSplit> { Ok(TensorSplit::new(&versions.stack(set)?, &info, device)) };
         let parts = train_val_split(&dataset.train, val_split, split_seed)?;
-        let val = if parts.val.is_empty() { None } else { Some(stacked(&parts.val)?) };
-        Ok(PreparedData { info: dataset.info.clone(), train: stacked(&parts.train)?, val, test: stacked(&dataset.test)? })
+        let val = if parts.val.is_empty() { None } else { Some(prepare(&parts.val)?) };
+        Ok(PreparedData { info: dataset.info.clone(), train: prepare(&parts.train)?, val, test: prepare(&dataset.test)? })
     }
 }
 
@@ -303,9 +299,9 @@ impl TrainConfig {
             let eval = |split: &TensorSplit| evaluate(&net, mask.as_ref(), tau.tau(), split, self.eval_batch_size);
             let val = data.val.as_ref().map(eval);
             let test = eval(&data.test);
-            let selected: Evaluation = match (self.select_on, &val) {
-                (SelectOn::Val, Some(v)) => v.clone(),
-                _ => test.clone(),
+            let selected: &Evaluation = match (self.select_on, &val) {
+                (SelectOn::Val, Some(v)) => v,
+                _ => &test,
             };
 
             // Keep the best checkpoint of this Q interval.
