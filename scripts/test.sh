@@ -10,6 +10,15 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+# A fresh machine builds once, so cargo's incremental caches (about a third
+# of the build's disk, several GB) would only be written, never reused. A CI
+# run once failed with "No space left on device"; say how much there was.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+avail_kib=$(df -Pk . | awk 'NR == 2 { print $4 }')
+if [ -n "$avail_kib" ] && [ "$avail_kib" -lt $((4 * 1024 * 1024)) ]; then
+  echo "warning: only $((avail_kib / 1024)) MiB free on $(pwd): the test build needs about 3 GiB" >&2
+fi
+
 # One profile (dev, dependencies optimised; see Cargo.toml): the test build
 # and the main job share Burn's compilation.
 cargo test --locked --all-targets 2>&1
