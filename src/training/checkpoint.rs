@@ -129,6 +129,19 @@ pub fn save_warmup(path: &Path, meta: &WarmupMeta, net: &Network, optim: &Module
     container::write(path, meta, &[("net", &net_bytes), ("net_optim", &optim_bytes)])
 }
 
+/// Whether two configurations are the same network started from the same
+/// weights file, even when it was named by two paths (`w.safetensors` and
+/// `../run/w.safetensors`, or a relative and an absolute path): the warm-up keeps
+/// the path as it was given, the run may name it another way.
+fn same_network_and_start(a: &NetworkConfig, b: &NetworkConfig) -> bool {
+    match (a.pretrained(), b.pretrained()) {
+        (Some(pa), Some(pb)) if a.architecture() == b.architecture() => {
+            matches!((std::fs::canonicalize(pa), std::fs::canonicalize(pb)), (Ok(x), Ok(y)) if x == y)
+        }
+        _ => false,
+    }
+}
+
 /// Loads a warm-up network and continues its optimiser state.
 ///
 /// The network configuration must equal `expected` (a warm-up of another
@@ -140,7 +153,7 @@ pub fn load_warmup(
     device: &Device,
 ) -> Result<(Network, ModuleOptimizer, WarmupMeta)> {
     let mut c = container::read::<WarmupMeta>(path)?;
-    if &c.meta.network != expected {
+    if &c.meta.network != expected && !same_network_and_start(&c.meta.network, expected) {
         let start = |p: Option<&Path>| p.map_or("random weights".to_string(), |p| format!("the weights in {}", p.display()));
         let reason = if c.meta.network.architecture() == expected.architecture() {
             // Same network, other starting weights (say a warm-up made
@@ -203,6 +216,19 @@ mod tests {
         assert!(msg.contains(&path.display().to_string()), "{msg}");
         assert!(msg.contains("started from random weights"), "{msg}");
         assert!(msg.contains(&weights.display().to_string()) && msg.contains("selmask pretrain --pretrained"), "{msg}");
+        // The same file named by another path is the same start.
+        let warm = pretrained.clone();
+        let path_ab = warmup_of(&warm, dir.path(), &device);
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let other_name = dir.path().join("sub/../squeezenet1_1.safetensors");
+        let renamed = plain.clone().with_pretrained(Some(other_name)).unwrap();
+        assert_ne!(renamed, warm);
+        assert!(load_warmup(&path_ab, &renamed, optim(), &device).is_ok());
+        // Another file is another start, even with the same contents.
+        let copy = dir.path().join("copy.safetensors");
+        std::fs::copy(&weights, &copy).unwrap();
+        let elsewhere = plain.clone().with_pretrained(Some(copy)).unwrap();
+        assert!(load_warmup(&path_ab, &elsewhere, optim(), &device).is_err());
         // Another network is still named as such.
         let other = NetworkConfig::by_name("squeezenet1_1", [3, 32, 32], 3).unwrap();
         let Err(err) = load_warmup(&path, &other, optim(), &device) else { panic!("class counts differ") };
