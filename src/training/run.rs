@@ -205,11 +205,17 @@ impl TrainConfig {
         let mut mask = self.selection_mask().map(|m| m.init(device)).transpose()?;
         if let Some(path) = &self.init_checkpoint {
             let model = SelectionModel::load(path, device)?;
-            if model.meta.network != self.network || model.meta.mask != self.selection_mask() {
-                return Err(Error::Checkpoint {
-                    path: path.clone(),
-                    reason: "its network or mask settings differ from this run's".into(),
-                });
+            // The checkpoint's weights replace the starting ones, so only
+            // the architecture has to agree, not the --pretrained file.
+            let reason = if model.meta.network.architecture() != self.network.architecture() {
+                Some(format!("its network is {:?}, this run's is {:?}", model.meta.network, self.network))
+            } else if model.meta.mask != self.selection_mask() {
+                Some(format!("its mask is {:?}, this run's is {:?}", model.meta.mask, self.selection_mask()))
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(Error::Checkpoint { path: path.clone(), reason });
             }
             progress.line(format!(
                 "starting from checkpoint {} (epoch {}, q {:.4}, test accuracy {:.4})",

@@ -6,7 +6,9 @@ use std::process::Command;
 
 use selmask::data::DatasetName;
 use selmask::error::Error;
-use selmask::masks::Mask;
+use selmask::masks::granularity::Granularity;
+use selmask::masks::{Mask, MaskConfig};
+use selmask::models::NetworkConfig;
 use selmask::training::checkpoint::{SelectionModel, warmup_path};
 use selmask::training::evaluate::evaluate;
 use selmask::training::metrics::{EpochMetrics, read_jsonl};
@@ -228,4 +230,22 @@ fn fine_tuning_a_checkpoint_keeps_its_mask_and_improves_the_network() {
         tuned.curve.points[0].val_accuracy,
         point.val_accuracy
     );
+
+    // A run with another mask or network cannot start from it, and the
+    // error says which of the two differs.
+    let refused = |config: &selmask::training::TrainConfig, what: &str| {
+        let Err(err) = config.fit(&prepared, &dir.path().join("refused"), 0, &device, &quiet()) else {
+            panic!("{what}: a different run started from the checkpoint")
+        };
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("its {what} is")) && msg.contains(".ckpt"), "{msg}");
+    };
+    let mut other_mask = tune.clone();
+    if let MaskConfig::Static(m) = &mut other_mask.mask {
+        m.granularity = Granularity::Grid { cells: 2, per_channel: false };
+    }
+    refused(&other_mask, "mask");
+    let mut other_net = tune.clone();
+    other_net.network = NetworkConfig::Mlp { inputs: 100, n_classes: 4, hidden: 64 };
+    refused(&other_net, "network");
 }
