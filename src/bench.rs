@@ -154,22 +154,19 @@ pub fn train_epoch(args: &BenchArgs) -> Result<EpochBench> {
             crate::kernels::timing::enable(args.profile);
             let mut augmenting = 0.0f64;
             let started = Instant::now();
-            let batches: Box<dyn Iterator<Item = crate::data::batch::Batch>> = if through_pipeline {
-                let items = sampling.epoch_order(&split.classes, &mut epoch_rng(0, epoch));
-                Box::new(split.in_order(batch_size, &items))
+            let items = if through_pipeline {
+                sampling.epoch_order(&split.classes, &mut epoch_rng(0, epoch))
             } else {
-                Box::new(split.shuffled(batch_size, &mut epoch_rng(0, epoch)))
+                split.shuffled_order(&mut epoch_rng(0, epoch))
             };
             let mut aug_rng = augment_rng(0, epoch);
-            for batch in batches.take(n_batches) {
-                let batch = if through_pipeline {
+            for mut host in split.host_batches(batch_size, &items).take(n_batches) {
+                if through_pipeline {
                     let t = Instant::now();
-                    let b = batch.augmented(&mut augmenter, &mut aug_rng);
+                    host.augment(&mut augmenter, &mut aug_rng);
                     augmenting += t.elapsed().as_secs_f64();
-                    b
-                } else {
-                    batch
-                };
+                }
+                let batch = split.to_device(host);
                 let (next, losses) = learner.step(batch, &ce, params);
                 learner = next;
                 anyhow::ensure!(losses.is_finite(), "non-finite loss in the benchmark");

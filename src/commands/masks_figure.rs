@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use burn::prelude::*;
 
-use crate::data::batch::TensorSplit;
 use crate::data::{self, DatasetName};
 use crate::masks::Mask;
 use crate::report::aggregate::{LoadOptions, load_runs};
@@ -42,8 +41,9 @@ pub fn write_mask_figures(runs_dir: &Path, out: &Path, max_q: f64, data_dir: Opt
         };
         let n = EXAMPLES.min(data.test.len());
         let examples = data.test.subset(&(0..n).collect::<Vec<_>>());
-        let split = TensorSplit::new(&examples, &data.info, &device);
-        let images: Vec<f32> = split.images.clone().into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 images");
+        let images: Vec<f32> = examples.normalised(&data.info);
+        let [c, h, w] = examples.shape;
+        let tensor = Tensor::<4>::from_data(TensorData::new(images.clone(), [n, c, h, w]), &device);
         let mut section = String::from("\n## Example masks\n\nThe first test inputs with the mask of each experiment's first run, at its most accurate checkpoint");
         section.push_str(&format!(" with Q ≤ {max_q} (removed cells shaded).\n"));
         for exp in loaded.experiments.iter().filter(|e| e.id.dataset == dataset) {
@@ -57,7 +57,7 @@ pub fn write_mask_figures(runs_dir: &Path, out: &Path, max_q: f64, data_dir: Opt
             let per_value: Vec<Vec<f32>> = match mask {
                 Mask::Static(m) => vec![layout.upsample(&m.hard_values(model.meta.tau)); n],
                 Mask::Dynamic(m) => {
-                    let hard = m.hard(split.images.clone(), model.meta.tau);
+                    let hard = m.hard(tensor.clone(), model.meta.tau);
                     let cells: Vec<f32> = hard.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 mask");
                     cells.chunks(layout.n_cells()).map(|c| layout.upsample(c)).collect()
                 }

@@ -1,4 +1,6 @@
-//! Seeded, per-batch augmentation of normalised `f32` batches `[B, C, H, W]`.
+//! Seeded, per-batch augmentation of `f32` batches `[B, C, H, W]`:
+//! normalised values, or raw 0-255 pixels for runs with xor versions (which
+//! are made of the augmented 8-bit images; see [`crate::data::batch`]).
 //!
 //! Per item, in this order (the paper's transform order): a horizontal and
 //! a vertical flip, each with probability 1/2, then at most one of
@@ -14,7 +16,8 @@
 //!
 //! Fill values are 0 in *normalised* units (the channel mean), which is
 //! what the paper's Galaxy10 code does (it pads after normalising); for a
-//! zero-padded crop torchvision would fill before normalising (black).
+//! zero-padded crop torchvision would fill before normalising (black), and
+//! so do runs with versions.
 //!
 //! Random choices ([`Draw`]) are made on the calling thread, one item after
 //! another, so results depend only on the RNG's seed; applying them is

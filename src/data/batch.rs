@@ -1,8 +1,16 @@
-//! A split held as one normalised tensor, and its batches.
+//! A split held on the host as stored, and its batches.
 //!
-//! The split is normalised and moved to the device once; a batch is then a
-//! gather of its rows (shuffled order) or a slice (fixed order), so no host
-//! buffer is built per batch.
+//! Items stay in their stored dtype (8-bit images take a quarter of the
+//! memory of normalised floats, and xor versions are not held at all); a
+//! batch is gathered on the host ([`HostBatch`]), optionally augmented, and
+//! turned into device tensors by [`TensorSplit::to_device`], which makes
+//! the xor versions of its items (if any) and normalises it.
+//!
+//! The order of the steps is the paper's: a plain batch is normalised and
+//! then augmented (fills of zero-padded crops and Galaxy10's shift are the
+//! channel mean); with versions, the 8-bit items are augmented first, then
+//! JPEG-encoded and thumbnailed, then normalised, as the authors' transform
+//! (flips and crops of the image, then `get_tensor_featuremaps_transform`).
 
 use burn::prelude::*;
 use rand::SeedableRng;
@@ -10,22 +18,28 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::augment::Augmenter;
-use super::{DatasetInfo, ImageSet};
+use super::versions::VersionsConfig;
+use super::{DatasetInfo, ImageSet, Pixels, normalise_in_place};
+use crate::error::Result;
 
-/// A split on the device: images `[N, C, H, W]` normalised, labels `[N]`.
+/// A split on the host that yields device batches: images `[B, C', H, W]`
+/// normalised (`C' = V·C` with `V` xor versions), labels `[B]`.
 #[derive(Debug, Clone)]
 pub struct TensorSplit {
-    /// Normalised inputs.
-    pub images: Tensor<4>,
-    /// Class indices.
-    pub labels: Tensor<1, Int>,
+    /// The items as stored.
+    set: ImageSet,
+    /// The dataset's normalisation (of one version).
+    info: DatasetInfo,
+    /// Versions made of every batch, if any.
+    versions: Option<VersionsConfig>,
+    device: Device,
     /// Number of items.
     pub len: usize,
     /// Class indices on the host (for class-balanced sampling).
     pub classes: Vec<u16>,
 }
 
-/// One batch.
+/// One batch on the device.
 #[derive(Debug, Clone)]
 pub struct Batch {
     /// `[B, C, H, W]`.
@@ -34,15 +48,49 @@ pub struct Batch {
     pub labels: Tensor<1, Int>,
 }
 
+/// One batch on the host, before it goes to the device: values `[B, C, H, W]`
+/// (normalised for a plain split, raw 0-255 for a split with versions).
+#[derive(Debug, Clone)]
+pub struct HostBatch {
+    /// Row-major values.
+    pub values: Vec<f32>,
+    /// One label per item.
+    pub labels: Vec<u16>,
+}
+
 impl TensorSplit {
-    /// Normalises `set` with `info` and puts it on `device`.
+    /// A split of `set`, normalised with `info`, batches on `device`.
     pub fn new(set: &ImageSet, info: &DatasetInfo, device: &Device) -> Self {
-        let [c, h, w] = set.shape;
-        let n = set.len();
-        let images = Tensor::<4>::from_data(TensorData::new(set.normalised(info), [n, c, h, w]), device);
-        let labels: Vec<i64> = set.labels.iter().map(|&l| l as i64).collect();
-        let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), device);
-        TensorSplit { images, labels, len: n, classes: set.labels.clone() }
+        TensorSplit {
+            set: set.clone(),
+            info: info.clone(),
+            versions: None,
+            device: device.clone(),
+            len: set.len(),
+            classes: set.labels.clone(),
+        }
+    }
+
+    /// A split whose batches are the stacks of their items' `versions`
+    /// (`[V·C, H, W]`, each version normalised with `info`), made per batch
+    /// after augmentation. Refuses what versions cannot be made of (see
+    /// [`VersionsConfig::check_set`]).
+    pub fn with_versions(set: &ImageSet, info: &DatasetInfo, versions: &VersionsConfig, device: &Device) -> Result<Self> {
+        versions.check_set(set)?;
+        let mut split = TensorSplit::new(set, info, device);
+        split.versions = Some(versions.clone()).filter(|v| !v.is_empty());
+        Ok(split)
+    }
+
+    /// The shape of one batch item `[C', H, W]` (`C' = V·C` with versions).
+    pub fn shape(&self) -> [usize; 3] {
+        let [c, h, w] = self.set.shape;
+        [self.versions.as_ref().map_or(1, |v| v.n_versions()) * c, h, w]
+    }
+
+    /// The device batches go to.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// Number of batches of `batch_size` (the last one may be smaller).
@@ -52,57 +100,96 @@ impl TensorSplit {
 
     /// Batches in file order (evaluation).
     pub fn ordered(&self, batch_size: usize) -> impl Iterator<Item = Batch> + '_ {
-        (0..self.n_batches(batch_size)).map(move |i| {
-            let range = i * batch_size..((i + 1) * batch_size).min(self.len);
-            Batch {
-                images: self.images.clone().slice(range.clone()),
-                labels: self.labels.clone().slice(range),
-            }
-        })
+        let order: Vec<usize> = (0..self.len).collect();
+        self.in_order(batch_size, &order)
     }
 
     /// Batches in an order shuffled by `rng` (training).
     pub fn shuffled<'a>(&'a self, batch_size: usize, rng: &mut ChaCha8Rng) -> impl Iterator<Item = Batch> + 'a {
-        let mut order: Vec<usize> = (0..self.len).collect();
-        order.shuffle(rng);
-        self.in_order(batch_size, &order)
+        self.in_order(batch_size, &self.shuffled_order(rng))
     }
 
-    /// Batches of the items `order` (indices into the split, repeats
-    /// allowed), in that order (training with a [`Sampling`](super::sampling::Sampling)).
+    /// Every item once, in an order shuffled by `rng`.
+    pub fn shuffled_order(&self, rng: &mut ChaCha8Rng) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.len).collect();
+        order.shuffle(rng);
+        order
+    }
+
+    /// Device batches of the items `order` (indices into the split, repeats
+    /// allowed), in that order, not augmented.
     pub fn in_order<'a>(&'a self, batch_size: usize, order: &[usize]) -> impl Iterator<Item = Batch> + use<'a> {
+        self.host_batches(batch_size, order).map(move |b| self.to_device(b))
+    }
+
+    /// Host batches of the items `order`, in that order: augment them, then
+    /// [`TensorSplit::to_device`] (training with a [`Sampling`](super::sampling::Sampling)).
+    pub fn host_batches<'a>(&'a self, batch_size: usize, order: &[usize]) -> impl Iterator<Item = HostBatch> + use<'a> {
+        let order = order.to_vec();
         let n = order.len();
-        let device = self.images.device();
-        let order: Vec<i64> = order.iter().map(|&i| i as i64).collect();
-        let order = Tensor::<1, Int>::from_data(TensorData::new(order, [n]), &device);
-        (0..n.div_ceil(batch_size)).map(move |i| {
-            let range = i * batch_size..((i + 1) * batch_size).min(n);
-            let idx = order.clone().slice(range);
-            Batch {
-                images: self.images.clone().select(0, idx.clone()),
-                labels: self.labels.clone().select(0, idx),
-            }
+        (0..n.div_ceil(batch_size.max(1))).map(move |i| {
+            let idx = &order[i * batch_size..((i + 1) * batch_size).min(n)];
+            self.gather(idx)
         })
+    }
+
+    /// The items `idx`, normalised unless versions are still to be made.
+    fn gather(&self, idx: &[usize]) -> HostBatch {
+        let item = self.set.item_len();
+        let mut values = Vec::with_capacity(idx.len() * item);
+        for &i in idx {
+            let range = i * item..(i + 1) * item;
+            match &self.set.pixels {
+                Pixels::U8(p) => values.extend(p[range].iter().map(|&v| v as f32)),
+                Pixels::F32(p) => values.extend_from_slice(&p[range]),
+            }
+        }
+        if self.versions.is_none() {
+            normalise_in_place(&mut values, self.set.shape, self.set.pixels.unit(), &self.info);
+        }
+        HostBatch { values, labels: idx.iter().map(|&i| self.set.labels[i]).collect() }
+    }
+
+    /// The batch on the device: with versions, its items' stacks
+    /// (augmented values are whole pixels: flips and crops move them,
+    /// zero fills are black), normalised.
+    pub fn to_device(&self, batch: HostBatch) -> Batch {
+        let n = batch.labels.len();
+        let [c, h, w] = self.shape();
+        let values = match &self.versions {
+            None => batch.values,
+            Some(v) => {
+                let pixels: Vec<u8> = batch.values.iter().map(|&x| x.round().clamp(0.0, 255.0) as u8).collect();
+                // The levels, boxes and pixel type were checked when the
+                // split was made, so encoding cannot fail on bad input.
+                let stacked = v.stack_items(&pixels, self.set.shape).expect("versions of checked 8-bit items");
+                let mut values: Vec<f32> = stacked.iter().map(|&x| x as f32).collect();
+                normalise_in_place(&mut values, [c, h, w], 1.0 / 255.0, &v.stacked_info(&self.info));
+                values
+            }
+        };
+        let labels: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
+        Batch {
+            images: Tensor::<4>::from_data(TensorData::new(values, [n, c, h, w]), &self.device),
+            labels: Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), &self.device),
+        }
     }
 }
 
-impl Batch {
-    /// The batch with its images augmented by `augmenter`, one draw per
-    /// item from `rng`.
+impl HostBatch {
+    /// Augments the batch in place with `augmenter` (built for the split's
+    /// stored item shape), one draw per item from `rng`.
     ///
     /// Done on the host: the draws are a per-item gather with reflection,
     /// cheap next to a training step (see `selmask bench train-epoch`), and
     /// the same code then serves every backend.
-    pub fn augmented(self, augmenter: &mut Augmenter, rng: &mut ChaCha8Rng) -> Batch {
+    pub fn augment(&mut self, augmenter: &mut Augmenter, rng: &mut ChaCha8Rng) {
         if augmenter.config().is_identity() {
-            return self;
+            return;
         }
-        let device = self.images.device();
-        let dims = self.images.dims();
-        let src: Vec<f32> = self.images.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 images");
-        let mut dst = vec![0.0f32; src.len()];
-        augmenter.apply(&src, &mut dst, rng);
-        Batch { images: Tensor::<4>::from_data(TensorData::new(dst, dims), &device), labels: self.labels }
+        let mut out = vec![0.0f32; self.values.len()];
+        augmenter.apply(&self.values, &mut out, rng);
+        self.values = out;
     }
 }
 
@@ -121,4 +208,82 @@ pub fn augment_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream((1u64 << 32) + epoch as u64);
     rng
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::augment::AugmentConfig;
+    use crate::data::{DatasetName, DatasetInfo, ImageSet, Pixels};
+
+    fn info(c: usize, hw: usize) -> DatasetInfo {
+        DatasetInfo {
+            name: DatasetName::Cifar10,
+            shape: [c, hw, hw],
+            n_classes: 3,
+            mean: (0..c).map(|i| 0.1 * (i + 1) as f32).collect(),
+            std: (0..c).map(|i| 0.2 * (i + 1) as f32).collect(),
+        }
+    }
+
+    /// `n` seeded 8-bit items `[c, hw, hw]` with labels `i % 3`.
+    fn items(n: usize, c: usize, hw: usize) -> ImageSet {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let pixels: Vec<u8> = (0..n * c * hw * hw).map(|_| rand::RngExt::random(&mut rng)).collect();
+        ImageSet { shape: [c, hw, hw], pixels: Pixels::U8(pixels), labels: (0..n).map(|i| (i % 3) as u16).collect() }
+    }
+
+    fn values(t: Tensor<4>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn batches_are_the_normalised_items_in_the_given_order() {
+        let (set, info) = (items(5, 3, 4), info(3, 4));
+        let split = TensorSplit::new(&set, &info, &Device::flex());
+        assert_eq!((split.len, split.shape(), split.n_batches(2)), (5, [3, 4, 4], 3));
+        let order = [4, 0, 4, 2];
+        let batches: Vec<Batch> = split.in_order(3, &order).collect();
+        assert_eq!(batches.iter().map(|b| b.images.dims()[0]).collect::<Vec<_>>(), [3, 1]);
+        let expected = set.subset(&order).normalised(&info);
+        let got: Vec<f32> = batches.iter().flat_map(|b| values(b.images.clone())).collect();
+        assert_eq!(got, expected);
+        let labels: Vec<i64> = batches.iter().flat_map(|b| b.labels.clone().into_data().convert::<i64>().try_into_vec::<i64>().unwrap()).collect();
+        assert_eq!(labels, [1, 0, 1, 2]);
+        // File order covers every item once.
+        let all: Vec<f32> = split.ordered(2).flat_map(|b| values(b.images)).collect();
+        assert_eq!(all, set.normalised(&info));
+    }
+
+    #[test]
+    fn versions_are_made_of_the_augmented_items_then_normalised() {
+        let (set, info) = (items(3, 3, 16), info(3, 16));
+        let versions = VersionsConfig { quality_levels: vec![50, 10], thumbs: vec![[8, 8]] };
+        let split = TensorSplit::with_versions(&set, &info, &versions, &Device::flex()).unwrap();
+        assert_eq!(split.shape(), [18, 16, 16]);
+        let config = AugmentConfig { hflip: true, vflip: true, crop_pad: 3, ..AugmentConfig::NONE };
+        let mut augmenter = Augmenter::new(config, set.shape).unwrap();
+        let mut host = split.host_batches(3, &[2, 0, 1]).next().unwrap();
+        host.augment(&mut augmenter, &mut ChaCha8Rng::seed_from_u64(11));
+        let got = values(split.to_device(host).images);
+
+        // By hand: the same draws on the raw items, then versions, then
+        // the dataset's normalisation repeated per version.
+        let Pixels::U8(raw) = &set.subset(&[2, 0, 1]).pixels else { unreachable!() };
+        let raw: Vec<f32> = raw.iter().map(|&v| v as f32).collect();
+        let mut moved = vec![0.0; raw.len()];
+        augmenter.apply(&raw, &mut moved, &mut ChaCha8Rng::seed_from_u64(11));
+        assert_ne!(moved, raw, "the draws move pixels");
+        let pixels: Vec<u8> = moved.iter().map(|&v| v as u8).collect();
+        let stacked = ImageSet { shape: [18, 16, 16], pixels: Pixels::U8(versions.stack_items(&pixels, set.shape).unwrap()), labels: vec![0; 3] };
+        assert_eq!(got, stacked.normalised(&versions.stacked_info(&info)));
+    }
+
+    #[test]
+    fn versions_of_float_data_are_refused() {
+        let set = ImageSet { shape: [1, 2, 2], pixels: Pixels::F32(vec![0.5; 4]), labels: vec![0] };
+        let versions = VersionsConfig { quality_levels: vec![50], thumbs: vec![] };
+        let err = TensorSplit::with_versions(&set, &info(1, 2), &versions, &Device::flex()).unwrap_err();
+        assert!(err.to_string().contains("stored as floats"), "{err}");
+    }
 }

@@ -158,6 +158,15 @@ impl Pixels {
         self.len() == 0
     }
 
+    /// The scale of a stored value before normalisation: 1/255 for 8-bit
+    /// pixels, 1 for floats.
+    pub fn unit(&self) -> f32 {
+        match self {
+            Pixels::U8(_) => 1.0 / 255.0,
+            Pixels::F32(_) => 1.0,
+        }
+    }
+
     /// Bytes per stored value.
     pub fn value_bytes(&self) -> usize {
         match self {
@@ -239,21 +248,21 @@ impl ImageSet {
     /// Normalised f32 values, `(v * scale - mean[c]) / std[c]` with
     /// `scale` = 1/255 for u8 and 1 for f32, row-major `[N, C, H, W]`.
     pub fn normalised(&self, info: &DatasetInfo) -> Vec<f32> {
-        let [c, h, w] = self.shape;
-        let plane = h * w;
-        let unit = match self.pixels {
-            Pixels::U8(_) => 1.0 / 255.0,
-            Pixels::F32(_) => 1.0,
-        };
-        let coef: Vec<(f32, f32)> = (0..c)
-            .map(|ch| (unit / info.std[ch], info.mean[ch] / info.std[ch]))
-            .collect();
-        (0..self.pixels.len())
-            .map(|i| {
-                let (a, b) = coef[(i / plane) % c];
-                self.pixels.get(i) * a - b
-            })
-            .collect()
+        let mut values: Vec<f32> = (0..self.pixels.len()).map(|i| self.pixels.get(i)).collect();
+        normalise_in_place(&mut values, self.shape, self.pixels.unit(), info);
+        values
+    }
+}
+
+/// Normalises raw values of items `shape` = `[C, H, W]` in place:
+/// `(v * unit - mean[c]) / std[c]`, with `unit` the stored scale (1/255 for
+/// 8-bit pixels, see [`Pixels::unit`]) and `info`'s per-channel mean and std.
+pub fn normalise_in_place(values: &mut [f32], [c, h, w]: [usize; 3], unit: f32, info: &DatasetInfo) {
+    let plane = h * w;
+    let coef: Vec<(f32, f32)> = (0..c).map(|ch| (unit / info.std[ch], info.mean[ch] / info.std[ch])).collect();
+    for (i, v) in values.iter_mut().enumerate() {
+        let (a, b) = coef[(i / plane.max(1)) % c];
+        *v = *v * a - b;
     }
 }
 

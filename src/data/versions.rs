@@ -115,30 +115,43 @@ impl VersionsConfig {
     }
 
     /// The stacked versions of every item of `set`, `[N, V·C, H, W]` u8 (see
-    /// the module docs for the order). Refuses floating-point data: the
-    /// paper's code refuses it too, as turning it into an image loses
-    /// precision.
+    /// the module docs for the order). Refuses floating-point data (see
+    /// [`VersionsConfig::check_set`]).
     pub fn stack(&self, set: &ImageSet) -> Result<ImageSet> {
+        self.check_set(set)?;
+        let Pixels::U8(pixels) = &set.pixels else { unreachable!("check_set refuses f32 data") };
+        Ok(ImageSet {
+            shape: [self.n_versions() * set.shape[0], set.shape[1], set.shape[2]],
+            pixels: Pixels::U8(self.stack_items(pixels, set.shape)?),
+            labels: set.labels.clone(),
+        })
+    }
+
+    /// Checks that versions can be made of `set`: valid levels and boxes,
+    /// and 8-bit pixels. The paper's code refuses floating-point data too,
+    /// as turning it into an image loses precision.
+    pub fn check_set(&self, set: &ImageSet) -> Result<()> {
         self.validate(set.shape)?;
-        let Pixels::U8(pixels) = &set.pixels else {
+        if let Pixels::F32(_) = set.pixels {
             return Err(Error::config(
                 "quality-levels",
                 "f32 data",
                 "jpeg and thumbnail versions need 8-bit images; this dataset is stored as floats",
             ));
-        };
-        let [c, h, w] = set.shape;
-        let n_item = c * h * w;
+        }
+        Ok(())
+    }
+
+    /// The stacks of the items `pixels` (`[N, C, H, W]` with `shape` =
+    /// `[C, H, W]`), `[N, V·C, H, W]`, made in parallel over the items.
+    pub fn stack_items(&self, pixels: &[u8], shape: [usize; 3]) -> Result<Vec<u8>> {
+        let n_item = shape.iter().product::<usize>();
         let n_out = self.n_versions() * n_item;
-        let mut out = vec![0u8; set.len() * n_out];
+        let mut out = vec![0u8; pixels.len() / n_item.max(1) * n_out];
         out.par_chunks_mut(n_out.max(1))
             .zip(pixels.par_chunks(n_item.max(1)))
-            .try_for_each(|(dst, src)| self.stack_item(src, set.shape, dst))?;
-        Ok(ImageSet {
-            shape: [self.n_versions() * c, h, w],
-            pixels: Pixels::U8(out),
-            labels: set.labels.clone(),
-        })
+            .try_for_each(|(dst, src)| self.stack_item(src, shape, dst))?;
+        Ok(out)
     }
 
     /// The stack of one item `src` (`[C, H, W]`) written into `dst`.

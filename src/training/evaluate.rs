@@ -39,7 +39,7 @@ pub fn evaluate_with_predictions(
     split: &TensorSplit,
     batch_size: usize,
 ) -> (Evaluation, Vec<i64>) {
-    let device = split.images.device();
+    let device = split.device().clone();
     let ce = CrossEntropyLossConfig::new().init(&device);
     let mut correct = 0i64;
     let mut loss_sum = 0.0f64;

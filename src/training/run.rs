@@ -48,21 +48,20 @@ impl PreparedData {
         Self::with_versions(dataset, val_split, split_seed, None, device)
     }
 
-    /// [`PreparedData::new`] for xor selection: every item becomes the
-    /// stack of its `versions` (`[V·C, H, W]`, each version normalised with
-    /// the dataset's mean and std), made once per split after the
-    /// validation split. `info` stays the dataset's (one version).
+    /// [`PreparedData::new`] for xor selection: every batch becomes the
+    /// stacks of its items' `versions` (`[V·C, H, W]`, each version
+    /// normalised with the dataset's mean and std), made per batch after
+    /// augmentation (see [`TensorSplit::with_versions`]). `info` stays the
+    /// dataset's (one version).
     ///
-    /// Memory: `V` times a plain split (CIFAR-10's 50,000 training items
-    /// with 6 versions: about 3.7 GB of f32).
+    /// Memory: the splits as stored (u8 for images); versions are not held.
     pub fn with_versions(dataset: &Dataset, val_split: f64, split_seed: u64, versions: Option<&VersionsConfig>, device: &Device) -> Result<Self> {
         let versions = versions.filter(|v| !v.is_empty());
-        let info = versions.map_or_else(|| dataset.info.clone(), |v| v.stacked_info(&dataset.info));
         let prepare = |set: &ImageSet| -> Result<TensorSplit> {
-            Ok(match versions {
-                Some(v) => TensorSplit::new(&v.stack(set)?, &info, device),
-                None => TensorSplit::new(set, &info, device),
-            })
+            match versions {
+                Some(v) => TensorSplit::with_versions(set, &dataset.info, v, device),
+                None => Ok(TensorSplit::new(set, &dataset.info, device)),
+            }
         };
         let parts = train_val_split(&dataset.train, val_split, split_seed)?;
         let val = if parts.val.is_empty() { None } else { Some(prepare(&parts.val)?) };
@@ -159,7 +158,7 @@ impl TrainConfig {
     ) -> Result<(RunSummary, Learner)> {
         self.validate()?;
         let [c, h, w] = self.prepared_shape(data.info.shape);
-        let [_, dc, dh, dw] = data.train.images.dims();
+        let [dc, dh, dw] = data.train.shape();
         if [dc, dh, dw] != [c, h, w] {
             return Err(Error::config(
                 "quality-levels",
@@ -251,9 +250,8 @@ impl TrainConfig {
         let ce = CrossEntropyLossConfig::new().init(device);
         let mut summary: Option<RunSummary> = None;
         let n_batches = self.sampling.epoch_len(&data.train.classes).div_ceil(self.batch_size);
-        // With xor versions, an item is its [V·C, H, W] stack: one draw moves
-        // every version alike.
-        let mut augmenter = Augmenter::new(self.augment, self.prepared_shape(data.info.shape))?;
+        // Items are augmented as stored, before any xor versions are made.
+        let mut augmenter = Augmenter::new(self.augment, data.info.shape)?;
 
         for epoch in 1..=self.n_epochs {
             // Train one epoch.
@@ -269,8 +267,9 @@ impl TrainConfig {
             let (mut loss_sum, mut task_sum, mut q_sum) = (0.0f64, 0.0f64, 0.0f64);
             let order = self.sampling.epoch_order(&data.train.classes, &mut epoch_rng(seed, epoch));
             let mut aug_rng = augment_rng(seed, epoch);
-            for (i, batch) in data.train.in_order(self.batch_size, &order).enumerate() {
-                let batch = batch.augmented(&mut augmenter, &mut aug_rng);
+            for (i, mut host) in data.train.host_batches(self.batch_size, &order).enumerate() {
+                host.augment(&mut augmenter, &mut aug_rng);
+                let batch = data.train.to_device(host);
                 if let Some(b) = &budget {
                     params.lambda = b.lambda();
                 }

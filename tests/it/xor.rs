@@ -71,11 +71,12 @@ fn pipeline_trains_and_reports_version_fractions() {
     let data = cifar_shaped();
     let device = device();
     let mut config = xor_config(&data, true, "version", 2);
-    // CIFAR's flip and crop, applied to each item's whole version stack.
+    // CIFAR's flip and crop, applied to each item before its versions are made.
     config.augment = selmask::data::augment::AugmentConfig::for_dataset(selmask::data::DatasetName::Cifar10);
     let versions = config.xor.as_ref().map(|x| &x.versions);
     let prepared = PreparedData::with_versions(&data.dataset, config.val_split, config.seed, versions, &device).unwrap();
-    assert_eq!(prepared.train.images.dims()[1..], [18, 32, 32]);
+    assert_eq!(prepared.train.shape(), [18, 32, 32]);
+    assert_eq!(prepared.train.ordered(4).next().unwrap().images.dims(), [4, 18, 32, 32]);
     assert_eq!(prepared.info.shape, [3, 32, 32]);
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run_0");
