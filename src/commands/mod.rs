@@ -44,7 +44,8 @@ pub fn train(args: &TrainArgs, matches: &ArgMatches) -> Result<()> {
     let (config, plan) = args.to_config(matches, dataset.info.shape, dataset.info.n_classes)?;
     let device = device(args.data.backend);
     let versions = config.xor.as_ref().map(|x| &x.versions);
-    let data = PreparedData::with_versions(&dataset, config.val_split, config.seed, versions, &device)?;
+    // The dataset moves in: it is held once, as stored.
+    let data = PreparedData::from_dataset(dataset, config.val_split, config.seed, versions, &device)?;
     std::fs::create_dir_all(&plan.experiment_dir)
         .with_context(|| format!("creating {}", plan.experiment_dir.display()))?;
     // The exact command line, as the reference's args.json.
@@ -109,7 +110,7 @@ pub fn pretrain_cmd(args: &PretrainArgs) -> Result<()> {
     let dataset = load_dataset(&args.data)?;
     let (config, out) = args.to_config(dataset.info.shape, dataset.info.n_classes)?;
     let device = device(args.data.backend);
-    let data = PreparedData::new(&dataset, config.val_split, config.seed, &device)?;
+    let data = PreparedData::from_dataset(dataset, config.val_split, config.seed, None, &device)?;
     let run_dir = args.exp_dir.join(config.dataset.as_str()).join("pretrain").join(format!("seed_{}", config.seed));
     let verbosity = if args.quiet { Verbosity::Quiet } else { Verbosity::Normal };
     let meta = pretrain(&config, &data, &run_dir, &out, &device, &Progress::new(verbosity, "pretrain"))

@@ -59,15 +59,21 @@ pub struct HostBatch {
 }
 
 impl TensorSplit {
-    /// A split of `set`, normalised with `info`, batches on `device`.
+    /// A split of (a copy of) `set`, normalised with `info`, batches on
+    /// `device`.
     pub fn new(set: &ImageSet, info: &DatasetInfo, device: &Device) -> Self {
+        TensorSplit::from_set(set.clone(), info, device)
+    }
+
+    /// [`TensorSplit::new`] holding `set` itself.
+    pub fn from_set(set: ImageSet, info: &DatasetInfo, device: &Device) -> Self {
         TensorSplit {
-            set: set.clone(),
+            len: set.len(),
+            classes: set.labels.clone(),
+            set,
             info: info.clone(),
             versions: None,
             device: device.clone(),
-            len: set.len(),
-            classes: set.labels.clone(),
         }
     }
 
@@ -75,9 +81,9 @@ impl TensorSplit {
     /// (`[V·C, H, W]`, each version normalised with `info`), made per batch
     /// after augmentation. Refuses what versions cannot be made of (see
     /// [`VersionsConfig::check_set`]).
-    pub fn with_versions(set: &ImageSet, info: &DatasetInfo, versions: &VersionsConfig, device: &Device) -> Result<Self> {
-        versions.check_set(set)?;
-        let mut split = TensorSplit::new(set, info, device);
+    pub fn with_versions(set: ImageSet, info: &DatasetInfo, versions: &VersionsConfig, device: &Device) -> Result<Self> {
+        versions.check_set(&set)?;
+        let mut split = TensorSplit::from_set(set, info, device);
         split.versions = Some(versions.clone()).filter(|v| !v.is_empty());
         Ok(split)
     }
@@ -259,7 +265,7 @@ mod tests {
     fn versions_are_made_of_the_augmented_items_then_normalised() {
         let (set, info) = (items(3, 3, 16), info(3, 16));
         let versions = VersionsConfig { quality_levels: vec![50, 10], thumbs: vec![[8, 8]] };
-        let split = TensorSplit::with_versions(&set, &info, &versions, &Device::flex()).unwrap();
+        let split = TensorSplit::with_versions(set.clone(), &info, &versions, &Device::flex()).unwrap();
         assert_eq!(split.shape(), [18, 16, 16]);
         let config = AugmentConfig { hflip: true, vflip: true, crop_pad: 3, ..AugmentConfig::NONE };
         let mut augmenter = Augmenter::new(config, set.shape).unwrap();
@@ -283,7 +289,7 @@ mod tests {
     fn versions_of_float_data_are_refused() {
         let set = ImageSet { shape: [1, 2, 2], pixels: Pixels::F32(vec![0.5; 4]), labels: vec![0] };
         let versions = VersionsConfig { quality_levels: vec![50], thumbs: vec![] };
-        let err = TensorSplit::with_versions(&set, &info(1, 2), &versions, &Device::flex()).unwrap_err();
+        let err = TensorSplit::with_versions(set, &info(1, 2), &versions, &Device::flex()).unwrap_err();
         assert!(err.to_string().contains("stored as floats"), "{err}");
     }
 }

@@ -245,6 +245,37 @@ impl ImageSet {
         }
     }
 
+    /// Keeps only the items `indices` (ascending, no repeats), in place.
+    ///
+    /// # Panics
+    /// If `indices` is not ascending or names an item past the end.
+    pub fn retain_items(&mut self, indices: &[usize]) {
+        assert!(indices.windows(2).all(|w| w[0] < w[1]), "retain_items needs ascending indices");
+        let n = self.item_len();
+        // Item k moves from i >= k: forward copies never overwrite an item
+        // still to be moved.
+        for (k, &i) in indices.iter().enumerate() {
+            match &mut self.pixels {
+                Pixels::U8(v) => v.copy_within(i * n..(i + 1) * n, k * n),
+                Pixels::F32(v) => v.copy_within(i * n..(i + 1) * n, k * n),
+            }
+            self.labels[k] = self.labels[i];
+        }
+        let kept = indices.len();
+        match &mut self.pixels {
+            Pixels::U8(v) => {
+                v.truncate(kept * n);
+                v.shrink_to_fit();
+            }
+            Pixels::F32(v) => {
+                v.truncate(kept * n);
+                v.shrink_to_fit();
+            }
+        }
+        self.labels.truncate(kept);
+        self.labels.shrink_to_fit();
+    }
+
     /// Normalised f32 values, `(v * scale - mean[c]) / std[c]` with
     /// `scale` = 1/255 for u8 and 1 for f32, row-major `[N, C, H, W]`.
     pub fn normalised(&self, info: &DatasetInfo) -> Vec<f32> {

@@ -19,7 +19,10 @@ pub struct TrainVal {
 
 /// Splits `set` into train and validation, `fraction` of the items (rounded
 /// down) going to validation, chosen by a permutation seeded with `seed`.
-pub fn train_val_split(set: &ImageSet, fraction: f64, seed: u64) -> Result<TrainVal> {
+///
+/// The training part is `set` itself with the validation items taken out
+/// in place, so a large set is never held twice.
+pub fn train_val_split(mut set: ImageSet, fraction: f64, seed: u64) -> Result<TrainVal> {
     if !(0.0..1.0).contains(&fraction) {
         return Err(Error::config("val-split", fraction, "must be in [0, 1)"));
     }
@@ -38,10 +41,9 @@ pub fn train_val_split(set: &ImageSet, fraction: f64, seed: u64) -> Result<Train
     let (mut val_idx, mut train_idx) = (val_idx.to_vec(), train_idx.to_vec());
     val_idx.sort_unstable();
     train_idx.sort_unstable();
-    Ok(TrainVal {
-        train: set.subset(&train_idx),
-        val: set.subset(&val_idx),
-    })
+    let val = set.subset(&val_idx);
+    set.retain_items(&train_idx);
+    Ok(TrainVal { train: set, val })
 }
 
 #[cfg(test)]
@@ -59,27 +61,40 @@ mod tests {
     #[test]
     fn split_is_disjoint_complete_and_seeded() {
         let s = set(100);
-        let a = train_val_split(&s, 0.1, 7).unwrap();
+        let a = train_val_split(s.clone(), 0.1, 7).unwrap();
         assert_eq!((a.train.len(), a.val.len()), (90, 10));
         let mut all: Vec<u16> = a.train.labels.iter().chain(&a.val.labels).copied().collect();
         all.sort_unstable();
         assert_eq!(all, (0..100).collect::<Vec<u16>>());
-        let b = train_val_split(&s, 0.1, 7).unwrap();
+        let b = train_val_split(s.clone(), 0.1, 7).unwrap();
         assert_eq!(a.val.labels, b.val.labels);
-        let c = train_val_split(&s, 0.1, 8).unwrap();
+        let c = train_val_split(s.clone(), 0.1, 8).unwrap();
         assert_ne!(a.val.labels, c.val.labels);
     }
 
     #[test]
+    fn the_training_part_keeps_file_order_and_its_values() {
+        let s = ImageSet {
+            shape: [1, 1, 2],
+            pixels: super::super::Pixels::F32((0..40).map(|i| i as f32).collect()),
+            labels: (0..20).collect(),
+        };
+        let parts = train_val_split(s.clone(), 0.25, 3).unwrap();
+        assert!(parts.train.labels.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(parts.train, s.subset(&parts.train.labels.iter().map(|&l| l as usize).collect::<Vec<_>>()));
+        assert_eq!(parts.val, s.subset(&parts.val.labels.iter().map(|&l| l as usize).collect::<Vec<_>>()));
+    }
+
+    #[test]
     fn zero_fraction_keeps_everything() {
-        let a = train_val_split(&set(5), 0.0, 1).unwrap();
+        let a = train_val_split(set(5), 0.0, 1).unwrap();
         assert_eq!((a.train.len(), a.val.len()), (5, 0));
     }
 
     #[test]
     fn bad_fractions_are_rejected() {
-        assert!(train_val_split(&set(5), 1.0, 1).is_err());
-        assert!(train_val_split(&set(5), -0.1, 1).is_err());
-        assert!(train_val_split(&set(5), 0.1, 1).unwrap_err().to_string().contains("no validation item"));
+        assert!(train_val_split(set(5), 1.0, 1).is_err());
+        assert!(train_val_split(set(5), -0.1, 1).is_err());
+        assert!(train_val_split(set(5), 0.1, 1).unwrap_err().to_string().contains("no validation item"));
     }
 }

@@ -43,9 +43,9 @@ pub struct PreparedData {
 
 impl PreparedData {
     /// Splits off `val_split` of the training set with `split_seed` (the
-    /// same validation set for every repeat) and moves everything to `device`.
+    /// same validation set for every repeat); batches go to `device`.
     pub fn new(dataset: &Dataset, val_split: f64, split_seed: u64, device: &Device) -> Result<Self> {
-        Self::with_versions(dataset, val_split, split_seed, None, device)
+        Self::from_dataset(dataset.clone(), val_split, split_seed, None, device)
     }
 
     /// [`PreparedData::new`] for xor selection: every batch becomes the
@@ -53,19 +53,26 @@ impl PreparedData {
     /// normalised with the dataset's mean and std), made per batch after
     /// augmentation (see [`TensorSplit::with_versions`]). `info` stays the
     /// dataset's (one version).
-    ///
-    /// Memory: the splits as stored (u8 for images); versions are not held.
     pub fn with_versions(dataset: &Dataset, val_split: f64, split_seed: u64, versions: Option<&VersionsConfig>, device: &Device) -> Result<Self> {
+        Self::from_dataset(dataset.clone(), val_split, split_seed, versions, device)
+    }
+
+    /// [`PreparedData::with_versions`] holding `dataset`'s items themselves:
+    /// memory is the dataset as stored (u8 for images), plus the
+    /// validation part while it is split off; versions are not held.
+    pub fn from_dataset(dataset: Dataset, val_split: f64, split_seed: u64, versions: Option<&VersionsConfig>, device: &Device) -> Result<Self> {
         let versions = versions.filter(|v| !v.is_empty());
-        let prepare = |set: &ImageSet| -> Result<TensorSplit> {
+        let Dataset { info, train, test } = dataset;
+        let prepare = |set: ImageSet| -> Result<TensorSplit> {
             match versions {
-                Some(v) => TensorSplit::with_versions(set, &dataset.info, v, device),
-                None => Ok(TensorSplit::new(set, &dataset.info, device)),
+                Some(v) => TensorSplit::with_versions(set, &info, v, device),
+                None => Ok(TensorSplit::from_set(set, &info, device)),
             }
         };
-        let parts = train_val_split(&dataset.train, val_split, split_seed)?;
-        let val = if parts.val.is_empty() { None } else { Some(prepare(&parts.val)?) };
-        Ok(PreparedData { info: dataset.info.clone(), train: prepare(&parts.train)?, val, test: prepare(&dataset.test)? })
+        let parts = train_val_split(train, val_split, split_seed)?;
+        let val = if parts.val.is_empty() { None } else { Some(prepare(parts.val)?) };
+        let (train, test) = (prepare(parts.train)?, prepare(test)?);
+        Ok(PreparedData { info, train, val, test })
     }
 }
 
