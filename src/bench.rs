@@ -257,8 +257,79 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
         BenchTarget::Serve => serve(args)?,
         BenchTarget::Pack => pack(args)?,
+        BenchTarget::Versions => {
+            let r = versions_throughput(if args.batches == 0 { 100 } else { args.batches }, args.epochs)?;
+            if args.json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "{}\n  {} batches of {}, {} versions each, {} threads\n  {:.2} ms per batch (best of {:?} s), {:.0} items/s",
+                    r.benchmark,
+                    r.batches,
+                    r.batch_size,
+                    r.versions,
+                    r.threads,
+                    r.batch_ms,
+                    r.passes_seconds.iter().map(|s| (s * 100.0).round() / 100.0).collect::<Vec<_>>(),
+                    r.items_per_second
+                );
+            }
+        }
     }
     Ok(())
+}
+
+/// Result of `bench versions`.
+#[derive(Debug, Serialize)]
+pub struct VersionsBench {
+    /// What was measured.
+    pub benchmark: &'static str,
+    /// Items per batch.
+    pub batch_size: usize,
+    /// Batches per timed pass.
+    pub batches: usize,
+    /// Versions stacked per item (the original and one per JPEG level).
+    pub versions: usize,
+    /// Seconds of each timed pass.
+    pub passes_seconds: Vec<f64>,
+    /// Milliseconds per batch in the fastest pass.
+    pub batch_ms: f64,
+    /// Items per second in the fastest pass.
+    pub items_per_second: f64,
+    /// Rayon threads.
+    pub threads: usize,
+}
+
+/// `bench versions`: making the xor versions of training batches, which
+/// happens per batch because versions follow augmentation: CIFAR-shaped
+/// generated images (a flat rectangle with a little noise, so cheaper to
+/// encode than photographs), the paper's five JPEG levels, batches of 128.
+pub fn versions_throughput(batches: usize, passes: usize) -> Result<VersionsBench> {
+    use crate::data::Pixels;
+    use crate::data::versions::VersionsConfig;
+    let (shape, batch_size) = ([3, 32, 32], 128);
+    let set = crate::transfer::fixtures::synthetic_set(shape, batch_size * batches.max(1), crate::export::format::StoredDtype::U8, 0);
+    let Pixels::U8(pixels) = &set.pixels else { anyhow::bail!("the generated set is 8-bit") };
+    let versions = VersionsConfig { quality_levels: vec![90, 70, 50, 30, 10], thumbs: vec![] };
+    let mut passes_seconds = Vec::new();
+    for _ in 0..passes.max(1) {
+        let started = Instant::now();
+        for batch in pixels.chunks(batch_size * 3 * 32 * 32) {
+            std::hint::black_box(versions.stack_items(batch, shape)?);
+        }
+        passes_seconds.push(started.elapsed().as_secs_f64());
+    }
+    let best = passes_seconds.iter().copied().fold(f64::INFINITY, f64::min);
+    Ok(VersionsBench {
+        benchmark: "versions: JPEG 90/70/50/30/10 round trips of 3x32x32 batches (xor selection, per training batch)",
+        batch_size,
+        batches: batches.max(1),
+        versions: versions.n_versions(),
+        passes_seconds,
+        batch_ms: best / batches.max(1) as f64 * 1e3,
+        items_per_second: set.len() as f64 / best,
+        threads: rayon::current_num_threads(),
+    })
 }
 
 /// `bench serve`: the load test of [`crate::transfer::bench::load_test`].

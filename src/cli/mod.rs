@@ -415,7 +415,7 @@ pub struct BenchArgs {
     /// train-epoch: the network, lenet5 (on Fashion-MNIST) or resnet20 (on 50,000 generated CIFAR-shaped 3x32x32 images) [default: lenet5].
     #[arg(long)]
     pub network: Option<String>,
-    /// Limit the epoch to this many batches (0: the whole training set, 60,000 or 50,000 images).
+    /// Limit the epoch to this many batches (0: the whole training set, 60,000 or 50,000 images; versions: 100).
     #[arg(long, default_value_t = 0)]
     pub batches: usize,
     /// Epochs to time (the first also warms caches up; each is reported).
@@ -462,6 +462,8 @@ pub enum BenchTarget {
     Serve,
     /// Single-core static-mask packing speed of stored data (GB/s of source data).
     Pack,
+    /// Making xor versions (five JPEG levels) of CIFAR-shaped batches of 128, as each training batch does (--batches, default 100; --epochs passes).
+    Versions,
 }
 
 /// Dataset defaults of the paper's code (experiments.py).
