@@ -1,7 +1,8 @@
 //! Example masks for `selmask report`: the mask of each experiment's first
 //! run at its best checkpoint within a Q budget, over a few test inputs
 //! (removed cells shaded). Lives on the Burn side because it loads
-//! checkpoints and runs dynamic mask models; the drawing is
+//! checkpoints and runs dynamic mask models (and, for xor selections,
+//! makes the examples' versions and composes what is sent); the drawing is
 //! [`crate::report::plots::mask_figure`].
 
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use anyhow::{Context, Result};
 use burn::prelude::*;
 
 use crate::data::{self, DatasetName};
-use crate::masks::Mask;
+use crate::masks::{Mask, MaskConfig};
 use crate::report::aggregate::{LoadOptions, load_runs};
 use crate::report::plots::{MaskExample, MaskFigure, mask_figure};
 use crate::training::checkpoint::SelectionModel;
@@ -45,7 +46,10 @@ pub fn write_mask_figures(runs_dir: &Path, out: &Path, max_q: f64, data_dir: Opt
         let [c, h, w] = examples.shape;
         let tensor = Tensor::<4>::from_data(TensorData::new(images.clone(), [n, c, h, w]), &device);
         let mut section = String::from("\n## Example masks\n\nThe first test inputs with the mask of each experiment's first run, at its most accurate checkpoint");
-        section.push_str(&format!(" with Q ≤ {max_q} (removed cells shaded).\n"));
+        section.push_str(&format!(
+            " with Q ≤ {max_q} (removed cells shaded). Xor selections show each input as the client receives it, \
+             every cell from its chosen version, with the version-weighted share of bytes in the caption.\n"
+        ));
         for exp in loaded.experiments.iter().filter(|e| e.id.dataset == dataset) {
             let Some(run) = exp.runs.first() else { continue };
             let Some(point) = run.summary.curve.best_within(max_q) else { continue };
@@ -53,7 +57,10 @@ pub fn write_mask_figures(runs_dir: &Path, out: &Path, max_q: f64, data_dir: Opt
             let model = SelectionModel::load(&ckpt, &device).with_context(|| format!("loading {}", ckpt.display()))?;
             let Some(mask) = model.mask.as_ref() else { continue };
             let layout = mask.layout().clone();
-            // Per-example hard masks, upsampled to the input.
+            // Per-example hard masks, upsampled to the input, and the inputs
+            // as drawn (xor: composed of the chosen versions).
+            let mut shown = images.clone();
+            let mut captions: Vec<String> = examples.labels.iter().map(|l| format!("label {l}")).collect();
             let per_value: Vec<Vec<f32>> = match mask {
                 Mask::Static(m) => vec![layout.upsample(&m.hard_values(model.meta.tau)); n],
                 Mask::Dynamic(m) => {
@@ -61,14 +68,30 @@ pub fn write_mask_figures(runs_dir: &Path, out: &Path, max_q: f64, data_dir: Opt
                     let cells: Vec<f32> = hard.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 mask");
                     cells.chunks(layout.n_cells()).map(|c| layout.upsample(c)).collect()
                 }
-                // Xor selection picks among versions the figure does not show.
-                Mask::Xor(_) => continue,
+                Mask::Xor(p) => {
+                    let Some(MaskConfig::Xor(cfg)) = &model.meta.mask else { continue };
+                    let versions = &cfg.xor.versions;
+                    let stacked = versions.stack(&examples).with_context(|| format!("versions of the {dataset} examples"))?;
+                    let [vc, h, w] = stacked.shape;
+                    let values = stacked.normalised(&versions.stacked_info(&data.info));
+                    let (x, weights) = p.sent(Tensor::from_data(TensorData::new(values, [n, vc, h, w]), &device), model.meta.tau);
+                    shown = x.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 inputs");
+                    let item = data.info.values_per_item();
+                    let mut weights: Vec<f32> = weights.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 weights");
+                    if weights.len() == item {
+                        weights = weights.repeat(n);
+                    }
+                    for (caption, w) in captions.iter_mut().zip(weights.chunks(item)) {
+                        caption.push_str(&format!(", bytes {:.2}", w.iter().sum::<f32>() / item as f32));
+                    }
+                    // Drawn as sent or removed; the version shows in the image.
+                    weights.chunks(item).map(|w| w.iter().map(|&v| if v > 0.0 { 1.0 } else { 0.0 }).collect()).collect()
+                }
             };
             let item = data.info.values_per_item();
-            let captions: Vec<String> = examples.labels.iter().map(|l| format!("label {l}")).collect();
             let exs: Vec<MaskExample> = (0..n)
                 .map(|k| MaskExample {
-                    image: &images[k * item..(k + 1) * item],
+                    image: &shown[k * item..(k + 1) * item],
                     mask: &per_value[k],
                     caption: Some(captions[k].as_str()),
                 })

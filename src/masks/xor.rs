@@ -573,9 +573,30 @@ impl XorPipeline {
     /// xor mask the share of cells choosing each version (summed over items).
     pub fn hard_batch(&self, x: Tensor<4>, tau: f64) -> HardBatch {
         let [b, ..] = x.dims();
+        let (x, product, ms) = self.hard_parts(x, tau);
+        let version_shares = ms.iter().map(|m| version_shares(m.clone(), b)).collect();
+        let q = per_item_mean(product.clone(), b);
+        let bytes = per_item_mean(resize_cells(product, self.layout.input), b);
+        HardBatch { x, q, bytes, version_shares }
+    }
+
+    /// What the client receives of each input: the input composed of the
+    /// chosen versions with the any mask applied, and per value its
+    /// transfer weight (the chosen version's weight, 0 where the any mask
+    /// removes it), for figures.
+    ///
+    /// # Shapes
+    /// - `x` `[B, V·C, H, W]` → input `[B, C, H, W]`, weights `[B or 1, C, H, W]`
+    pub fn sent(&self, x: Tensor<4>, tau: f64) -> (Tensor<4>, Tensor<4>) {
+        let (x, product, _) = self.hard_parts(x, tau);
+        (x, resize_cells(product, self.layout.input))
+    }
+
+    /// The hard selection of `x`: the masked input, the transfer product on
+    /// the Q grid, and each xor mask's hard choice.
+    fn hard_parts(&self, x: Tensor<4>, tau: f64) -> (Tensor<4>, Tensor<4>, Vec<Tensor<5>>) {
         let (stack, original) = self.split_stack(x);
         let ms: Vec<Tensor<5>> = self.xor_masks().map(|m| m.hard(original.clone())).collect();
-        let version_shares = ms.iter().map(|m| version_shares(m.clone(), b)).collect();
         let mut cells: Vec<Tensor<4>> = self.xor_masks().zip(&ms).map(|(mask, m)| mask.weighted_cells(m.clone())).collect();
         let selected = self.select_versions(stack, &ms);
         let x = match &self.any {
@@ -593,10 +614,7 @@ impl XorPipeline {
                 d.apply_hard(selected, hard)
             }
         };
-        let product = transfer_product(cells);
-        let q = per_item_mean(product.clone(), b);
-        let bytes = per_item_mean(resize_cells(product, self.layout.input), b);
-        HardBatch { x, q, bytes, version_shares }
+        (x, transfer_product(cells), ms)
     }
 }
 

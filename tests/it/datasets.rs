@@ -21,17 +21,21 @@ fn random_set(shape: [usize; 3], n: usize, classes: u16, seed: u64) -> ImageSet 
 /// Trains two epochs of a static mask of `granularity` with the dataset's
 /// default network and returns `config.json` and `summary.json` of the run.
 fn train_two_epochs(dataset: &str, data_dir: &Path, granularity: &str, extra: &[&str]) -> (Value, Value) {
-    let exp = tempfile::tempdir().unwrap();
+    train_two_epochs_in(tempfile::tempdir().unwrap().path(), dataset, data_dir, granularity, extra)
+}
+
+/// [`train_two_epochs`] into the runs directory `exp`.
+fn train_two_epochs_in(exp: &Path, dataset: &str, data_dir: &Path, granularity: &str, extra: &[&str]) -> (Value, Value) {
     let mut args = vec![
         "train", "--dataset", dataset, "--data-dir", data_dir.to_str().unwrap(), "--mask-type", "static",
         "--any-granularity", granularity, "--n-epochs", "2", "--n-repeats", "1", "--batch-size", "8",
         "--eval-batch-size", "8", "--val-split", "0.2", "--name", "two", "--quiet",
-        "--exp-dir", exp.path().to_str().unwrap(),
+        "--exp-dir", exp.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
     let out = Command::new(env!("CARGO_BIN_EXE_selmask")).args(&args).output().unwrap();
     assert!(out.status.success(), "{dataset}: {}", String::from_utf8_lossy(&out.stderr));
-    let run = exp.path().join(dataset).join("static/two/run_0");
+    let run = exp.join(dataset).join("static/two/run_0");
     let read = |f: &str| -> Value { serde_json::from_slice(&std::fs::read(run.join(f)).unwrap()).unwrap() };
     let (config, summary) = (read("config.json"), read("summary.json"));
     assert_eq!(summary["epochs_completed"], 2, "{dataset}");
@@ -129,6 +133,31 @@ fn cifar10_xor_pipeline_from_the_command_line_reports_version_fractions() {
     assert_eq!(fractions.len(), 6, "the original and 5 JPEG levels");
     let total: f64 = fractions.iter().map(|f| f.as_f64().unwrap()).sum();
     assert!((total - 1.0).abs() < 1e-9, "{fractions:?}");
+}
+
+#[test]
+fn report_draws_an_xor_pipeline_as_the_client_receives_it() {
+    let dir = tempfile::tempdir().unwrap();
+    cifar10::write_fixture(dir.path(), &random_set([3, 32, 32], 40, 10, 8), &random_set([3, 32, 32], 10, 10, 9)).unwrap();
+    let exp = tempfile::tempdir().unwrap();
+    train_two_epochs_in(exp.path(), "cifar10", dir.path(), "pixel", &["--quality-levels", "50", "10", "--network", "mlp"]);
+    let out = exp.path().join("report");
+    let status = Command::new(env!("CARGO_BIN_EXE_selmask"))
+        .args(["report", exp.path().to_str().unwrap(), "--out", out.to_str().unwrap(), "--mask-examples-q", "1"])
+        .args(["--data-dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let svg = std::fs::read_dir(out.join("figures"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("_masks.svg"))
+        .expect("a mask figure of the xor run");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    // Eight examples, each with its share of bytes (versions weigh 1, 0.5, 0.1).
+    assert_eq!(text.matches(", bytes 0.").count() + text.matches(", bytes 1.00").count(), 8, "{}", svg.display());
+    let md = std::fs::read_to_string(out.join("cifar10.md")).unwrap();
+    assert!(md.contains("## Example masks") && md.contains("chosen version"), "{md}");
 }
 
 #[test]
