@@ -160,7 +160,8 @@ pub fn train_epoch(args: &BenchArgs) -> Result<EpochBench> {
                 split.shuffled_order(&mut epoch_rng(0, epoch))
             };
             let mut aug_rng = augment_rng(0, epoch);
-            for mut host in split.host_batches(batch_size, &items).take(n_batches) {
+            for host in split.host_batches(batch_size, &items).take(n_batches) {
+                let mut host = host?;
                 if through_pipeline {
                     let t = Instant::now();
                     host.augment(&mut augmenter, &mut aug_rng);

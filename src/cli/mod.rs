@@ -91,6 +91,9 @@ pub struct ReproduceArgs {
     /// warm-up and the run (see `selmask train --help`, --pretrained).
     #[arg(long)]
     pub pretrained: Option<PathBuf>,
+    /// Ships experiments: decode each batch from the image files instead of loading them all (passed to the warm-up and the run; see `selmask train --help`, --stream).
+    #[arg(long)]
+    pub stream: bool,
     /// Print the `selmask train` command and stop.
     #[arg(long)]
     pub dry_run: bool,
@@ -206,6 +209,9 @@ pub struct DataArgs {
     /// Ships only: read at most this many images per class and split (the first in sorted file order), to bound memory; the full ship data hold about 190,000 images, about 85 GB as 3x384x384 bytes [default: all].
     #[arg(long)]
     pub max_per_class: Option<usize>,
+    /// Ships only: keep only the list of image files and decode each batch from its files (as PyTorch's ImageFolder), so memory is one batch instead of the whole data; every epoch decodes again. Each file's size is checked from its header at the start.
+    #[arg(long)]
+    pub stream: bool,
     /// Compute backend: flex (CPU) is always built in; wgpu (a GPU) exists in builds with `--features wgpu`.
     #[arg(long, value_enum, default_value_t = BackendChoice::Flex)]
     pub backend: BackendChoice,

@@ -10,7 +10,7 @@ use burn::prelude::*;
 use clap::ArgMatches;
 
 use crate::cli::{BackendChoice, PretrainArgs, TrainArgs};
-use crate::data::{self, Dataset, DatasetName};
+use crate::data::{self, DatasetName, TrainingData};
 use crate::report::table::{aggregate, render_text};
 use crate::training::progress::{Progress, Verbosity};
 use crate::training::run::{PreparedData, RunSummary};
@@ -26,9 +26,10 @@ pub fn device(backend: BackendChoice) -> Device {
     }
 }
 
-fn load_dataset(args: &crate::cli::DataArgs) -> Result<Dataset> {
+fn load_dataset(args: &crate::cli::DataArgs) -> Result<TrainingData> {
     let name = args.dataset_name()?;
-    data::load_with(name, args.data_dir.as_deref(), args.max_per_class).with_context(|| format!("loading dataset {name}"))
+    data::load_for_training(name, args.data_dir.as_deref(), args.max_per_class, args.stream)
+        .with_context(|| format!("loading dataset {name}"))
 }
 
 /// Whether `run_dir` holds a finished run.
@@ -41,11 +42,11 @@ fn finished(run_dir: &Path) -> Option<RunSummary> {
 /// `selmask train`.
 pub fn train(args: &TrainArgs, matches: &ArgMatches) -> Result<()> {
     let dataset = load_dataset(&args.data)?;
-    let (config, plan) = args.to_config(matches, dataset.info.shape, dataset.info.n_classes)?;
+    let (config, plan) = args.to_config(matches, dataset.info().shape, dataset.info().n_classes)?;
     let device = device(args.data.backend);
     let versions = config.xor.as_ref().map(|x| &x.versions);
     // The dataset moves in: it is held once, as stored.
-    let data = PreparedData::from_dataset(dataset, config.val_split, config.seed, versions, &device)?;
+    let data = PreparedData::from_training_data(dataset, config.val_split, config.seed, versions, &device)?;
     std::fs::create_dir_all(&plan.experiment_dir)
         .with_context(|| format!("creating {}", plan.experiment_dir.display()))?;
     // The exact command line, as the reference's args.json.
@@ -108,9 +109,9 @@ pub fn train(args: &TrainArgs, matches: &ArgMatches) -> Result<()> {
 /// `selmask pretrain`.
 pub fn pretrain_cmd(args: &PretrainArgs) -> Result<()> {
     let dataset = load_dataset(&args.data)?;
-    let (config, out) = args.to_config(dataset.info.shape, dataset.info.n_classes)?;
+    let (config, out) = args.to_config(dataset.info().shape, dataset.info().n_classes)?;
     let device = device(args.data.backend);
-    let data = PreparedData::from_dataset(dataset, config.val_split, config.seed, None, &device)?;
+    let data = PreparedData::from_training_data(dataset, config.val_split, config.seed, None, &device)?;
     let run_dir = args.exp_dir.join(config.dataset.as_str()).join("pretrain").join(format!("seed_{}", config.seed));
     let verbosity = if args.quiet { Verbosity::Quiet } else { Verbosity::Normal };
     let meta = pretrain(&config, &data, &run_dir, &out, &device, &Progress::new(verbosity, "pretrain"))
@@ -195,6 +196,9 @@ pub fn reproduce(args: &crate::cli::ReproduceArgs) -> Result<()> {
     }
     if let Some(w) = &args.pretrained {
         flags = with_flag(flags, "pretrained", &w.display().to_string());
+    }
+    if args.stream {
+        flags.push("--stream".into());
     }
     if args.quiet {
         flags.push("--quiet".into());

@@ -19,6 +19,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::augment::Augmenter;
 use super::versions::VersionsConfig;
+use super::ships::FileSet;
 use super::{DatasetInfo, ImageSet, Pixels, normalise_in_place};
 use crate::error::Result;
 
@@ -26,8 +27,8 @@ use crate::error::Result;
 /// normalised (`C' = V·C` with `V` xor versions), labels `[B]`.
 #[derive(Debug, Clone)]
 pub struct TensorSplit {
-    /// The items as stored.
-    set: ImageSet,
+    /// The items.
+    items: Items,
     /// The dataset's normalisation (of one version).
     info: DatasetInfo,
     /// Versions made of every batch, if any.
@@ -37,6 +38,62 @@ pub struct TensorSplit {
     pub len: usize,
     /// Class indices on the host (for class-balanced sampling).
     pub classes: Vec<u16>,
+}
+
+/// Where a split's items are.
+#[derive(Debug, Clone)]
+enum Items {
+    /// In memory, as stored.
+    Held(ImageSet),
+    /// In image files, decoded per batch.
+    Files(FileSet),
+}
+
+impl Items {
+    fn shape(&self) -> [usize; 3] {
+        match self {
+            Items::Held(set) => set.shape,
+            Items::Files(files) => files.shape(),
+        }
+    }
+
+    /// The scale of a stored value (see [`Pixels::unit`]).
+    fn unit(&self) -> f32 {
+        match self {
+            Items::Held(set) => set.pixels.unit(),
+            Items::Files(_) => 1.0 / 255.0,
+        }
+    }
+
+    /// The raw values of the items `idx`, `[N, C, H, W]`.
+    fn values(&self, idx: &[usize]) -> Result<Vec<f32>> {
+        match self {
+            Items::Held(set) => {
+                let item = set.item_len();
+                let mut values = Vec::with_capacity(idx.len() * item);
+                for &i in idx {
+                    let range = i * item..(i + 1) * item;
+                    match &set.pixels {
+                        Pixels::U8(p) => values.extend(p[range].iter().map(|&v| v as f32)),
+                        Pixels::F32(p) => values.extend_from_slice(&p[range]),
+                    }
+                }
+                Ok(values)
+            }
+            Items::Files(files) => {
+                let mut pixels = vec![0u8; idx.len() * files.shape().iter().product::<usize>()];
+                files.read_items(idx, &mut pixels)?;
+                Ok(pixels.into_iter().map(f32::from).collect())
+            }
+        }
+    }
+
+    fn label(&self, i: usize) -> u16 {
+        match self {
+            Items::Held(set) => set.labels[i],
+            Items::Files(files) => files.labels[i],
+        }
+    }
 }
 
 /// One batch on the device.
@@ -67,14 +124,20 @@ impl TensorSplit {
 
     /// [`TensorSplit::new`] holding `set` itself.
     pub fn from_set(set: ImageSet, info: &DatasetInfo, device: &Device) -> Self {
-        TensorSplit {
-            len: set.len(),
-            classes: set.labels.clone(),
-            set,
-            info: info.clone(),
-            versions: None,
-            device: device.clone(),
-        }
+        TensorSplit::of(Items::Held(set), info, device)
+    }
+
+    /// A split read from image files batch by batch (memory: one batch).
+    pub fn from_files(files: FileSet, info: &DatasetInfo, device: &Device) -> Self {
+        TensorSplit::of(Items::Files(files), info, device)
+    }
+
+    fn of(items: Items, info: &DatasetInfo, device: &Device) -> Self {
+        let classes = match &items {
+            Items::Held(set) => set.labels.clone(),
+            Items::Files(files) => files.labels.clone(),
+        };
+        TensorSplit { len: classes.len(), classes, items, info: info.clone(), versions: None, device: device.clone() }
     }
 
     /// A split whose batches are the stacks of their items' `versions`
@@ -83,14 +146,24 @@ impl TensorSplit {
     /// [`VersionsConfig::check_set`]).
     pub fn with_versions(set: ImageSet, info: &DatasetInfo, versions: &VersionsConfig, device: &Device) -> Result<Self> {
         versions.check_set(&set)?;
-        let mut split = TensorSplit::from_set(set, info, device);
-        split.versions = Some(versions.clone()).filter(|v| !v.is_empty());
-        Ok(split)
+        Ok(TensorSplit::from_set(set, info, device).versioned(versions))
+    }
+
+    /// [`TensorSplit::with_versions`] of image files (8-bit, so only the
+    /// levels and boxes are checked).
+    pub fn files_with_versions(files: FileSet, info: &DatasetInfo, versions: &VersionsConfig, device: &Device) -> Result<Self> {
+        versions.validate(files.shape())?;
+        Ok(TensorSplit::from_files(files, info, device).versioned(versions))
+    }
+
+    fn versioned(mut self, versions: &VersionsConfig) -> Self {
+        self.versions = Some(versions.clone()).filter(|v| !v.is_empty());
+        self
     }
 
     /// The shape of one batch item `[C', H, W]` (`C' = V·C` with versions).
     pub fn shape(&self) -> [usize; 3] {
-        let [c, h, w] = self.set.shape;
+        let [c, h, w] = self.items.shape();
         [self.versions.as_ref().map_or(1, |v| v.n_versions()) * c, h, w]
     }
 
@@ -105,13 +178,13 @@ impl TensorSplit {
     }
 
     /// Batches in file order (evaluation).
-    pub fn ordered(&self, batch_size: usize) -> impl Iterator<Item = Batch> + '_ {
+    pub fn ordered(&self, batch_size: usize) -> impl Iterator<Item = Result<Batch>> + '_ {
         let order: Vec<usize> = (0..self.len).collect();
         self.in_order(batch_size, &order)
     }
 
     /// Batches in an order shuffled by `rng` (training).
-    pub fn shuffled<'a>(&'a self, batch_size: usize, rng: &mut ChaCha8Rng) -> impl Iterator<Item = Batch> + 'a {
+    pub fn shuffled<'a>(&'a self, batch_size: usize, rng: &mut ChaCha8Rng) -> impl Iterator<Item = Result<Batch>> + 'a {
         self.in_order(batch_size, &self.shuffled_order(rng))
     }
 
@@ -124,13 +197,14 @@ impl TensorSplit {
 
     /// Device batches of the items `order` (indices into the split, repeats
     /// allowed), in that order, not augmented.
-    pub fn in_order<'a>(&'a self, batch_size: usize, order: &[usize]) -> impl Iterator<Item = Batch> + use<'a> {
-        self.host_batches(batch_size, order).map(move |b| self.to_device(b))
+    pub fn in_order<'a>(&'a self, batch_size: usize, order: &[usize]) -> impl Iterator<Item = Result<Batch>> + use<'a> {
+        self.host_batches(batch_size, order).map(move |b| Ok(self.to_device(b?)))
     }
 
     /// Host batches of the items `order`, in that order: augment them, then
     /// [`TensorSplit::to_device`] (training with a [`Sampling`](super::sampling::Sampling)).
-    pub fn host_batches<'a>(&'a self, batch_size: usize, order: &[usize]) -> impl Iterator<Item = HostBatch> + use<'a> {
+    /// An item read from a file that no longer decodes is an error naming it.
+    pub fn host_batches<'a>(&'a self, batch_size: usize, order: &[usize]) -> impl Iterator<Item = Result<HostBatch>> + use<'a> {
         let order = order.to_vec();
         let n = order.len();
         (0..n.div_ceil(batch_size.max(1))).map(move |i| {
@@ -140,20 +214,12 @@ impl TensorSplit {
     }
 
     /// The items `idx`, normalised unless versions are still to be made.
-    fn gather(&self, idx: &[usize]) -> HostBatch {
-        let item = self.set.item_len();
-        let mut values = Vec::with_capacity(idx.len() * item);
-        for &i in idx {
-            let range = i * item..(i + 1) * item;
-            match &self.set.pixels {
-                Pixels::U8(p) => values.extend(p[range].iter().map(|&v| v as f32)),
-                Pixels::F32(p) => values.extend_from_slice(&p[range]),
-            }
-        }
+    fn gather(&self, idx: &[usize]) -> Result<HostBatch> {
+        let mut values = self.items.values(idx)?;
         if self.versions.is_none() {
-            normalise_in_place(&mut values, self.set.shape, self.set.pixels.unit(), &self.info);
+            normalise_in_place(&mut values, self.items.shape(), self.items.unit(), &self.info);
         }
-        HostBatch { values, labels: idx.iter().map(|&i| self.set.labels[i]).collect() }
+        Ok(HostBatch { values, labels: idx.iter().map(|&i| self.items.label(i)).collect() })
     }
 
     /// The batch on the device: with versions, its items' stacks
@@ -168,7 +234,7 @@ impl TensorSplit {
                 let pixels: Vec<u8> = batch.values.iter().map(|&x| x.round().clamp(0.0, 255.0) as u8).collect();
                 // The levels, boxes and pixel type were checked when the
                 // split was made, so encoding cannot fail on bad input.
-                let stacked = v.stack_items(&pixels, self.set.shape).expect("versions of checked 8-bit items");
+                let stacked = v.stack_items(&pixels, self.items.shape()).expect("versions of checked 8-bit items");
                 let mut values: Vec<f32> = stacked.iter().map(|&x| x as f32).collect();
                 normalise_in_place(&mut values, [c, h, w], 1.0 / 255.0, &v.stacked_info(&self.info));
                 values
@@ -249,7 +315,7 @@ mod tests {
         let split = TensorSplit::new(&set, &info, &Device::flex());
         assert_eq!((split.len, split.shape(), split.n_batches(2)), (5, [3, 4, 4], 3));
         let order = [4, 0, 4, 2];
-        let batches: Vec<Batch> = split.in_order(3, &order).collect();
+        let batches: Vec<Batch> = split.in_order(3, &order).map(Result::unwrap).collect();
         assert_eq!(batches.iter().map(|b| b.images.dims()[0]).collect::<Vec<_>>(), [3, 1]);
         let expected = set.subset(&order).normalised(&info);
         let got: Vec<f32> = batches.iter().flat_map(|b| values(b.images.clone())).collect();
@@ -257,7 +323,7 @@ mod tests {
         let labels: Vec<i64> = batches.iter().flat_map(|b| b.labels.clone().into_data().convert::<i64>().try_into_vec::<i64>().unwrap()).collect();
         assert_eq!(labels, [1, 0, 1, 2]);
         // File order covers every item once.
-        let all: Vec<f32> = split.ordered(2).flat_map(|b| values(b.images)).collect();
+        let all: Vec<f32> = split.ordered(2).flat_map(|b| values(b.unwrap().images)).collect();
         assert_eq!(all, set.normalised(&info));
     }
 
@@ -269,7 +335,7 @@ mod tests {
         assert_eq!(split.shape(), [18, 16, 16]);
         let config = AugmentConfig { hflip: true, vflip: true, crop_pad: 3, ..AugmentConfig::NONE };
         let mut augmenter = Augmenter::new(config, set.shape).unwrap();
-        let mut host = split.host_batches(3, &[2, 0, 1]).next().unwrap();
+        let mut host = split.host_batches(3, &[2, 0, 1]).next().unwrap().unwrap();
         host.augment(&mut augmenter, &mut ChaCha8Rng::seed_from_u64(11));
         let got = values(split.to_device(host).images);
 

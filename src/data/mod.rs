@@ -308,14 +308,46 @@ pub struct Dataset {
     pub test: ImageSet,
 }
 
-/// Loads a dataset by name; `data_dir` is only used by file-backed datasets.
-pub fn load(name: DatasetName, data_dir: Option<&Path>) -> Result<Dataset> {
-    load_with(name, data_dir, None)
+/// A dataset as training reads it: in memory, or (ships with `--stream`)
+/// listed as files and decoded batch by batch.
+#[derive(Debug, Clone)]
+pub enum TrainingData {
+    /// Every item in memory.
+    Held(Dataset),
+    /// Image files, read per batch.
+    Listed(ships::ListedDataset),
 }
 
-/// [`load`], reading at most `max_per_class` images per class and split
-/// (ships only: the other datasets are single files read whole).
-pub fn load_with(name: DatasetName, data_dir: Option<&Path>, max_per_class: Option<usize>) -> Result<Dataset> {
+impl TrainingData {
+    /// Shape, classes, normalisation.
+    pub fn info(&self) -> &DatasetInfo {
+        match self {
+            TrainingData::Held(d) => &d.info,
+            TrainingData::Listed(d) => &d.info,
+        }
+    }
+}
+
+/// [`load_with`], or with `stream` only the list of the ships' image files
+/// ([`ships::list`]; the other datasets are single files, read whole).
+pub fn load_for_training(name: DatasetName, data_dir: Option<&Path>, max_per_class: Option<usize>, stream: bool) -> Result<TrainingData> {
+    if !stream {
+        return Ok(TrainingData::Held(load_with(name, data_dir, max_per_class)?));
+    }
+    if name != DatasetName::Ships {
+        return Err(Error::config(
+            "stream",
+            "set",
+            format!("only applies to ships (image folders read per batch), not {name}, which is read whole from its files"),
+        ));
+    }
+    check_max_per_class(name, max_per_class)?;
+    let options = ships::ShipsOptions { max_per_class, ..ships::ShipsOptions::default() };
+    Ok(TrainingData::Listed(ships::list(&locate::dataset_root(name, data_dir)?, options)?))
+}
+
+/// `--max-per-class` applies to ships only, and keeps at least one image.
+fn check_max_per_class(name: DatasetName, max_per_class: Option<usize>) -> Result<()> {
     if let Some(cap) = max_per_class {
         if name != DatasetName::Ships {
             return Err(Error::config("max-per-class", cap, format!("only applies to ships, not {name}")));
@@ -324,6 +356,18 @@ pub fn load_with(name: DatasetName, data_dir: Option<&Path>, max_per_class: Opti
             return Err(Error::config("max-per-class", 0, "must be at least 1"));
         }
     }
+    Ok(())
+}
+
+/// Loads a dataset by name; `data_dir` is only used by file-backed datasets.
+pub fn load(name: DatasetName, data_dir: Option<&Path>) -> Result<Dataset> {
+    load_with(name, data_dir, None)
+}
+
+/// [`load`], reading at most `max_per_class` images per class and split
+/// (ships only: the other datasets are single files read whole).
+pub fn load_with(name: DatasetName, data_dir: Option<&Path>, max_per_class: Option<usize>) -> Result<Dataset> {
+    check_max_per_class(name, max_per_class)?;
     match name {
         DatasetName::Mnist | DatasetName::FashionMnist => {
             let dir = locate::find_data_dir(name, data_dir)?;

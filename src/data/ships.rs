@@ -16,8 +16,9 @@
 //! error naming the file.
 //!
 //! Memory: one 384×384 RGB image is 432 KiB, so the full challenge data
-//! (~175 000 training images) needs ~77 GB; cap it with
-//! [`ShipsOptions::max_per_class`] on smaller machines.
+//! (~175 000 training images) needs ~77 GB when [`load`]ed; [`list`] keeps
+//! only the file names and training reads each batch from its files
+//! (`--stream`), or [`ShipsOptions::max_per_class`] caps what is read.
 
 use std::path::{Path, PathBuf};
 
@@ -71,6 +72,16 @@ pub fn info(size: u32, n_classes: usize) -> DatasetInfo {
 
 /// Loads `dir/train` and `dir/test`.
 pub fn load(dir: &Path, options: ShipsOptions) -> Result<Dataset> {
+    let listed = list(dir, options)?;
+    Ok(Dataset { info: listed.info, train: listed.train.read_all()?, test: listed.test.read_all()? })
+}
+
+/// Lists `dir/train` and `dir/test` without decoding the images, for
+/// training that reads each batch from its files (`--stream`): the memory
+/// of a batch instead of the whole data. Every file's header is read here,
+/// so a file of another size fails now, naming it, not in the middle of a
+/// run.
+pub fn list(dir: &Path, options: ShipsOptions) -> Result<ListedDataset> {
     if options.size == 0 {
         return Err(Error::config("size", 0, "images need at least one pixel"));
     }
@@ -96,13 +107,74 @@ pub fn load(dir: &Path, options: ShipsOptions) -> Result<Dataset> {
             ));
         }
     }
-    let train = read_split(&train_dir, &classes, options, true)?;
-    let test = read_split(&test_dir, &classes, options, false)?;
-    Ok(Dataset {
-        info: info(options.size, classes.len()),
-        train,
-        test,
-    })
+    let train = list_split(&train_dir, &classes, options, true)?;
+    let test = list_split(&test_dir, &classes, options, false)?;
+    Ok(ListedDataset { info: info(options.size, classes.len()), train, test })
+}
+
+/// The ship image folders as files, not yet decoded (see [`list`]).
+#[derive(Debug, Clone)]
+pub struct ListedDataset {
+    /// Shape, classes, normalisation.
+    pub info: DatasetInfo,
+    /// The training files (validation is split from them).
+    pub train: FileSet,
+    /// The test files.
+    pub test: FileSet,
+}
+
+/// Image files with their labels, decoded and resized when read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSet {
+    /// Side of the square images after resizing.
+    pub size: u32,
+    /// One file per item.
+    pub paths: Vec<PathBuf>,
+    /// One label per item.
+    pub labels: Vec<u16>,
+}
+
+impl FileSet {
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the set holds no item.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// One item's shape `[3, size, size]`.
+    pub fn shape(&self) -> [usize; 3] {
+        [3, self.size as usize, self.size as usize]
+    }
+
+    /// The items at `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> FileSet {
+        FileSet {
+            size: self.size,
+            paths: indices.iter().map(|&i| self.paths[i].clone()).collect(),
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+        }
+    }
+
+    /// Decodes the items `indices` into `out` (`[N, 3, size, size]`), in
+    /// parallel: decoding dominates, and images are independent.
+    pub fn read_items(&self, indices: &[usize], out: &mut [u8]) -> Result<()> {
+        let item_len = self.shape().iter().product::<usize>();
+        assert_eq!(out.len(), indices.len() * item_len, "room for {} items", indices.len());
+        out.par_chunks_mut(item_len.max(1))
+            .zip(indices.par_iter())
+            .try_for_each(|(dst, &i)| read_image(&self.paths[i], self.size, dst))
+    }
+
+    /// Every item, decoded.
+    pub fn read_all(&self) -> Result<ImageSet> {
+        let mut pixels = vec![0u8; self.len() * self.shape().iter().product::<usize>()];
+        self.read_items(&(0..self.len()).collect::<Vec<_>>(), &mut pixels)?;
+        Ok(ImageSet { shape: self.shape(), pixels: Pixels::U8(pixels), labels: self.labels.clone() })
+    }
 }
 
 /// `dir/name`, which must be a directory.
@@ -154,9 +226,9 @@ fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// Reads every class folder of one split; in the training split every
-/// class must hold an image.
-fn read_split(dir: &Path, classes: &[String], options: ShipsOptions, require_all: bool) -> Result<ImageSet> {
+/// Lists every class folder of one split, checking each image's size from
+/// its header; in the training split every class must hold an image.
+fn list_split(dir: &Path, classes: &[String], options: ShipsOptions, require_all: bool) -> Result<FileSet> {
     let mut items: Vec<(PathBuf, u16)> = Vec::new();
     for (label, name) in classes.iter().enumerate() {
         let class_dir = dir.join(name);
@@ -176,19 +248,12 @@ fn read_split(dir: &Path, classes: &[String], options: ShipsOptions, require_all
         }
         items.extend(paths.into_iter().map(|p| (p, label as u16)));
     }
-    // Decoding dominates loading; images are independent, and each is
-    // written straight into its slot of the one pixel buffer.
-    let item_len = 3 * (options.size as usize).pow(2);
-    let mut pixels = vec![0u8; items.len() * item_len];
-    pixels
-        .par_chunks_mut(item_len)
-        .zip(items.par_iter())
-        .try_for_each(|(dst, (path, _))| read_image(path, options.size, dst))?;
-    Ok(ImageSet {
-        shape: [3, options.size as usize, options.size as usize],
-        pixels: Pixels::U8(pixels),
-        labels: items.into_iter().map(|(_, l)| l).collect(),
-    })
+    items.par_iter().try_for_each(|(path, _)| {
+        let (w, h) = image::image_dimensions(path).map_err(|e| Error::format(path, "image", e.to_string()))?;
+        check_dims(path, w, h, options.size)
+    })?;
+    let (paths, labels) = items.into_iter().unzip();
+    Ok(FileSet { size: options.size, paths, labels })
 }
 
 /// Size after torchvision's `Resize(size)`: shorter side `size`, longer
@@ -202,12 +267,8 @@ pub fn resized_dims(width: u32, height: u32, size: u32) -> (u32, u32) {
     }
 }
 
-/// Decodes `path` to RGB, resizes it and writes its `[3, size, size]`
-/// planes to `planes`.
-fn read_image(path: &Path, size: u32, planes: &mut [u8]) -> Result<()> {
-    let decoded = image::open(path).map_err(|e| Error::format(path, "image", e.to_string()))?;
-    let rgb = decoded.into_rgb8();
-    let (w, h) = rgb.dimensions();
+/// Checks that an image of `w`×`h` resizes to `size`×`size`.
+fn check_dims(path: &Path, w: u32, h: u32, size: u32) -> Result<()> {
     let (nw, nh) = resized_dims(w, h, size);
     if (nw, nh) != (size, size) {
         return Err(Error::format(
@@ -216,6 +277,16 @@ fn read_image(path: &Path, size: u32, planes: &mut [u8]) -> Result<()> {
             format!("size {w}x{h} becomes {nw}x{nh} with its shorter side resized to {size}, expected {size}x{size}"),
         ));
     }
+    Ok(())
+}
+
+/// Decodes `path` to RGB, resizes it and writes its `[3, size, size]`
+/// planes to `planes`.
+fn read_image(path: &Path, size: u32, planes: &mut [u8]) -> Result<()> {
+    let decoded = image::open(path).map_err(|e| Error::format(path, "image", e.to_string()))?;
+    let rgb = decoded.into_rgb8();
+    let (w, h) = rgb.dimensions();
+    check_dims(path, w, h, size)?;
     let rgb = if (w, h) == (size, size) {
         rgb
     } else {

@@ -23,27 +23,30 @@ pub struct TrainVal {
 /// The training part is `set` itself with the validation items taken out
 /// in place, so a large set is never held twice.
 pub fn train_val_split(mut set: ImageSet, fraction: f64, seed: u64) -> Result<TrainVal> {
+    let (train_idx, val_idx) = split_indices(set.len(), fraction, seed)?;
+    let val = set.subset(&val_idx);
+    set.retain_items(&train_idx);
+    Ok(TrainVal { train: set, val })
+}
+
+/// The items of a training set of `len` items that [`train_val_split`]
+/// keeps for training and holds out for validation, each ascending.
+pub fn split_indices(len: usize, fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
     if !(0.0..1.0).contains(&fraction) {
         return Err(Error::config("val-split", fraction, "must be in [0, 1)"));
     }
-    let mut order: Vec<usize> = (0..set.len()).collect();
+    let mut order: Vec<usize> = (0..len).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-    let n_val = (fraction * set.len() as f64).floor() as usize;
+    let n_val = (fraction * len as f64).floor() as usize;
     if fraction > 0.0 && n_val == 0 {
-        return Err(Error::config(
-            "val-split",
-            fraction,
-            format!("leaves no validation item out of {}", set.len()),
-        ));
+        return Err(Error::config("val-split", fraction, format!("leaves no validation item out of {len}")));
     }
     let (val_idx, train_idx) = order.split_at(n_val);
     // Sorted, so both parts keep the file order (and are easy to audit).
     let (mut val_idx, mut train_idx) = (val_idx.to_vec(), train_idx.to_vec());
     val_idx.sort_unstable();
     train_idx.sort_unstable();
-    let val = set.subset(&val_idx);
-    set.retain_items(&train_idx);
-    Ok(TrainVal { train: set, val })
+    Ok((train_idx, val_idx))
 }
 
 #[cfg(test)]

@@ -119,6 +119,7 @@ impl ClientModel {
         };
         let mut out = Vec::with_capacity(split.len);
         for (i, batch) in split.ordered(batch_size.max(1)).enumerate() {
+            let batch = batch?;
             let n = batch.labels.dims()[0];
             let x = match &self.mask {
                 ClientMask::None => batch.images,

@@ -7,6 +7,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 
 use super::metrics::VersionFractions;
 use crate::data::batch::TensorSplit;
+use crate::error::Result;
 use crate::masks::Mask;
 use crate::models::Network;
 
@@ -38,7 +39,7 @@ pub fn evaluate_with_predictions(
     tau: f64,
     split: &TensorSplit,
     batch_size: usize,
-) -> (Evaluation, Vec<i64>) {
+) -> Result<(Evaluation, Vec<i64>)> {
     let device = split.device().clone();
     let ce = CrossEntropyLossConfig::new().init(&device);
     let mut correct = 0i64;
@@ -48,6 +49,7 @@ pub fn evaluate_with_predictions(
     let labels = mask.map(|m| m.version_labels()).unwrap_or_default();
     let mut shares: Vec<Vec<f64>> = labels.iter().map(|(_, v)| vec![0.0; v.len()]).collect();
     for batch in split.ordered(batch_size) {
+        let batch = batch?;
         let n = batch.labels.dims()[0];
         let x = match mask {
             Some(m) => {
@@ -91,7 +93,7 @@ pub fn evaluate_with_predictions(
             })
             .collect(),
     };
-    (eval, predictions)
+    Ok((eval, predictions))
 }
 
 /// The 10th, 50th and 90th percentiles (nearest rank) of `values`.
@@ -106,8 +108,8 @@ pub fn percentiles(values: &mut [f64]) -> [f64; 3] {
 
 /// The evaluation of `net` behind `mask` on `split` (see
 /// [`evaluate_with_predictions`]).
-pub fn evaluate(net: &Network, mask: Option<&Mask>, tau: f64, split: &TensorSplit, batch_size: usize) -> Evaluation {
-    evaluate_with_predictions(net, mask, tau, split, batch_size).0
+pub fn evaluate(net: &Network, mask: Option<&Mask>, tau: f64, split: &TensorSplit, batch_size: usize) -> Result<Evaluation> {
+    Ok(evaluate_with_predictions(net, mask, tau, split, batch_size)?.0)
 }
 
 #[cfg(test)]

@@ -21,9 +21,10 @@ use super::step::{Learner, StepParams};
 use super::{SelectOn, TrainConfig};
 use crate::data::augment::Augmenter;
 use crate::data::batch::{TensorSplit, augment_rng, epoch_rng};
-use crate::data::split::train_val_split;
+use crate::data::ships::{FileSet, ListedDataset};
+use crate::data::split::{split_indices, train_val_split};
 use crate::data::versions::VersionsConfig;
-use crate::data::{Dataset, DatasetInfo, ImageSet};
+use crate::data::{Dataset, DatasetInfo, ImageSet, TrainingData};
 use crate::masks::Mask;
 use crate::error::{Error, Result};
 use crate::util::write_json;
@@ -55,6 +56,33 @@ impl PreparedData {
     /// dataset's (one version).
     pub fn with_versions(dataset: &Dataset, val_split: f64, split_seed: u64, versions: Option<&VersionsConfig>, device: &Device) -> Result<Self> {
         Self::from_dataset(dataset.clone(), val_split, split_seed, versions, device)
+    }
+
+    /// [`PreparedData::from_dataset`] or [`PreparedData::from_listed`], as
+    /// `data` was loaded.
+    pub fn from_training_data(data: TrainingData, val_split: f64, split_seed: u64, versions: Option<&VersionsConfig>, device: &Device) -> Result<Self> {
+        match data {
+            TrainingData::Held(d) => Self::from_dataset(d, val_split, split_seed, versions, device),
+            TrainingData::Listed(d) => Self::from_listed(d, val_split, split_seed, versions, device),
+        }
+    }
+
+    /// Splits read from image files batch by batch (the same validation
+    /// items as [`PreparedData::from_dataset`] of the decoded files): memory
+    /// is one batch, and every epoch decodes its images again.
+    pub fn from_listed(listed: ListedDataset, val_split: f64, split_seed: u64, versions: Option<&VersionsConfig>, device: &Device) -> Result<Self> {
+        let versions = versions.filter(|v| !v.is_empty());
+        let ListedDataset { info, train, test } = listed;
+        let prepare = |files: FileSet| -> Result<TensorSplit> {
+            match versions {
+                Some(v) => TensorSplit::files_with_versions(files, &info, v, device),
+                None => Ok(TensorSplit::from_files(files, &info, device)),
+            }
+        };
+        let (train_idx, val_idx) = split_indices(train.len(), val_split, split_seed)?;
+        let val = if val_idx.is_empty() { None } else { Some(prepare(train.subset(&val_idx))?) };
+        let (train, test) = (prepare(train.subset(&train_idx))?, prepare(test)?);
+        Ok(PreparedData { info, train, val, test })
     }
 
     /// [`PreparedData::with_versions`] holding `dataset`'s items themselves:
@@ -274,7 +302,8 @@ impl TrainConfig {
             let (mut loss_sum, mut task_sum, mut q_sum) = (0.0f64, 0.0f64, 0.0f64);
             let order = self.sampling.epoch_order(&data.train.classes, &mut epoch_rng(seed, epoch));
             let mut aug_rng = augment_rng(seed, epoch);
-            for (i, mut host) in data.train.host_batches(self.batch_size, &order).enumerate() {
+            for (i, host) in data.train.host_batches(self.batch_size, &order).enumerate() {
+                let mut host = host?;
                 host.augment(&mut augmenter, &mut aug_rng);
                 let batch = data.train.to_device(host);
                 if let Some(b) = &budget {
@@ -309,8 +338,8 @@ impl TrainConfig {
             let net = learner.net.valid();
             let mask = learner.mask.as_ref().map(|m| m.valid());
             let eval = |split: &TensorSplit| evaluate(&net, mask.as_ref(), tau.tau(), split, self.eval_batch_size);
-            let val = data.val.as_ref().map(eval);
-            let test = eval(&data.test);
+            let val = data.val.as_ref().map(eval).transpose()?;
+            let test = eval(&data.test)?;
             let selected: &Evaluation = match (self.select_on, &val) {
                 (SelectOn::Val, Some(v)) => v,
                 _ => &test,

@@ -189,3 +189,68 @@ fn max_per_class_bounds_what_is_read_of_the_ships_and_is_refused_elsewhere() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("max-per-class") && err.contains("only applies to ships"), "{err}");
 }
+
+#[test]
+fn streamed_ships_give_the_batches_of_loaded_ones_and_name_a_file_that_breaks() {
+    use selmask::data::batch::TensorSplit;
+    use selmask::data::versions::VersionsConfig;
+    use selmask::training::run::PreparedData;
+    let dir = ship_folders(32, [5, 3], [2, 2], 11);
+    let options = ships::ShipsOptions { size: 16, max_per_class: None };
+    let device = crate::fixtures::device();
+    let listed = ships::list(dir.path(), options).unwrap();
+    assert_eq!((listed.train.len(), listed.test.len()), (8, 4));
+    let loaded = ships::load(dir.path(), options).unwrap();
+    assert_eq!(listed.train.read_all().unwrap(), loaded.train);
+
+    // Same split, same items, same values, with and without versions.
+    let versions = VersionsConfig { quality_levels: vec![50], thumbs: vec![[8, 8]] };
+    for v in [None, Some(&versions)] {
+        let streamed = PreparedData::from_listed(listed.clone(), 0.25, 3, v, &device).unwrap();
+        let held = PreparedData::from_dataset(loaded.clone(), 0.25, 3, v, &device).unwrap();
+        let splits = |p: &PreparedData| -> Vec<(usize, Vec<u16>)> {
+            [Some(&p.train), p.val.as_ref(), Some(&p.test)].into_iter().flatten().map(|s: &TensorSplit| (s.len, s.classes.clone())).collect()
+        };
+        assert_eq!(splits(&streamed), splits(&held));
+        assert_eq!(streamed.train.shape(), held.train.shape());
+        let values = |s: &TensorSplit| -> Vec<f32> {
+            s.in_order(4, &[5, 0, 2, 2, 1]).flat_map(|b| b.unwrap().images.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()).collect()
+        };
+        assert_eq!(values(&streamed.train), values(&held.train), "versions: {v:?}");
+    }
+
+    // A file that stops decoding after the listing fails the batch that
+    // reads it, naming the file; the others still read.
+    let streamed = PreparedData::from_listed(listed.clone(), 0.0, 3, None, &device).unwrap();
+    let broken = &listed.train.paths[2];
+    std::fs::write(broken, b"not a png any more").unwrap();
+    let err = streamed.train.in_order(1, &[2]).next().unwrap().unwrap_err().to_string();
+    assert!(err.contains(&broken.display().to_string()), "{err}");
+    assert!(streamed.train.in_order(1, &[1]).next().unwrap().is_ok());
+}
+
+#[test]
+fn ships_train_streamed_from_the_command_line_and_stream_is_refused_elsewhere() {
+    let dir = ship_folders(384, [3, 2], [1, 1], 12);
+    let (config, _) = train_two_epochs("ships", dir.path(), "CXLIVdrant", &["--stream"]);
+    let sizes = &config["split_sizes"];
+    assert_eq!((sizes["train"].as_u64(), sizes["val"].as_u64(), sizes["test"].as_u64()), (Some(4), Some(1), Some(2)));
+    // A wrong-sized image is found from its header before training starts.
+    let odd = dir.path().join("test/ship/odd.png");
+    image::RgbImage::new(384, 200).save(&odd).unwrap();
+    let exp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_selmask"))
+        .args(["train", "--dataset", "ships", "--data-dir", dir.path().to_str().unwrap(), "--mask-type", "static"])
+        .args(["--stream", "--n-epochs", "1", "--exp-dir", exp.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("odd.png") && err.contains("384x200"), "{err}");
+    assert!(!exp.path().join("ships").exists(), "nothing is written before the data are checked");
+    let out = Command::new(env!("CARGO_BIN_EXE_selmask"))
+        .args(["train", "--dataset", "cifar10", "--data-dir", dir.path().to_str().unwrap(), "--mask-type", "static", "--stream"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("stream") && err.contains("only applies to ships"), "{err}");
+}

@@ -80,7 +80,7 @@ fn trainer_predictions(artifact: &Artifact, data: &SyntheticData, batch: usize) 
     let test = TensorSplit::new(&data.dataset.test, &data.dataset.info, &device());
     let net = model.net.valid();
     let mask = model.mask.map(|m| m.valid());
-    evaluate_with_predictions(&net, mask.as_ref(), model.meta.tau, &test, batch).1
+    evaluate_with_predictions(&net, mask.as_ref(), model.meta.tau, &test, batch).unwrap().1
 }
 
 fn serve_and_fetch(artifact: &Artifact, data: &SyntheticData, zstd: bool) -> Fetched {

@@ -92,7 +92,7 @@ fn dynamic_mask_follows_the_moving_signal_and_beats_static() {
     let point = summary.curve.best_within(0.15).unwrap_or_else(|| panic!("dynamic reaches Q <= 0.15: {trace:?}")).clone();
     let model = SelectionModel::load(&dir.path().join("dynamic").join(&point.checkpoint), &device).unwrap();
     let Some(Mask::Dynamic(mask)) = &model.mask else { panic!("a dynamic mask") };
-    let hard: Vec<f32> = mask.hard(prepared.test.ordered(prepared.test.len).next().unwrap().images, 1.0).into_data().convert::<f32>().try_into_vec().unwrap();
+    let hard: Vec<f32> = mask.hard(prepared.test.ordered(prepared.test.len).next().unwrap().unwrap().images, 1.0).into_data().convert::<f32>().try_into_vec().unwrap();
     let test_cells = &data.item_cells[data.dataset.train.len()..];
     let (mut inside, mut selected) = (0usize, 0usize);
     for (item, cells) in hard.chunks(9).enumerate() {

@@ -61,7 +61,7 @@ fn checkpoints_reload_to_the_recorded_accuracy() {
     for point in &summary.curve.points {
         let model = SelectionModel::load(&dir.path().join(&point.checkpoint), &device).unwrap();
         assert_eq!(&model.meta.point, point);
-        let eval = evaluate(&model.net, model.mask.as_ref(), model.meta.tau, &prepared.test, 100);
+        let eval = evaluate(&model.net, model.mask.as_ref(), model.meta.tau, &prepared.test, 100).unwrap();
         assert_eq!(eval.accuracy, point.test_accuracy, "{}", point.checkpoint.display());
         assert!((eval.q - point.q).abs() < 1e-12, "{} vs {}", eval.q, point.q);
     }

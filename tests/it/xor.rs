@@ -76,7 +76,7 @@ fn pipeline_trains_and_reports_version_fractions() {
     let versions = config.xor.as_ref().map(|x| &x.versions);
     let prepared = PreparedData::with_versions(&data.dataset, config.val_split, config.seed, versions, &device).unwrap();
     assert_eq!(prepared.train.shape(), [18, 32, 32]);
-    assert_eq!(prepared.train.ordered(4).next().unwrap().images.dims(), [4, 18, 32, 32]);
+    assert_eq!(prepared.train.ordered(4).next().unwrap().unwrap().images.dims(), [4, 18, 32, 32]);
     assert_eq!(prepared.info.shape, [3, 32, 32]);
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run_0");
@@ -100,7 +100,7 @@ fn pipeline_trains_and_reports_version_fractions() {
     let point = summary.curve.points.last().expect("a checkpoint");
     let model = SelectionModel::load(&run.join(&point.checkpoint), &device).unwrap();
     assert!(matches!(model.mask, Some(Mask::Xor(_))));
-    let eval = evaluate(&model.net.valid(), model.mask.map(|m| m.valid()).as_ref(), model.meta.tau, &prepared.test, 100);
+    let eval = evaluate(&model.net.valid(), model.mask.map(|m| m.valid()).as_ref(), model.meta.tau, &prepared.test, 100).unwrap();
     assert_eq!(eval.accuracy, point.test_accuracy);
 
     // Export refuses xor runs (for now) with a clear message.
