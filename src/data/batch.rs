@@ -144,20 +144,25 @@ impl TensorSplit {
     /// (`[V·C, H, W]`, each version normalised with `info`), made per batch
     /// after augmentation. Refuses what versions cannot be made of (see
     /// [`VersionsConfig::check_set`]).
-    pub fn with_versions(set: ImageSet, info: &DatasetInfo, versions: &VersionsConfig, device: &Device) -> Result<Self> {
-        versions.check_set(&set)?;
+    /// Without `versions`, [`TensorSplit::from_set`].
+    pub fn with_versions(set: ImageSet, info: &DatasetInfo, versions: Option<&VersionsConfig>, device: &Device) -> Result<Self> {
+        if let Some(v) = versions {
+            v.check_set(&set)?;
+        }
         Ok(TensorSplit::from_set(set, info, device).versioned(versions))
     }
 
     /// [`TensorSplit::with_versions`] of image files (8-bit, so only the
     /// levels and boxes are checked).
-    pub fn files_with_versions(files: FileSet, info: &DatasetInfo, versions: &VersionsConfig, device: &Device) -> Result<Self> {
-        versions.validate(files.shape())?;
+    pub fn files_with_versions(files: FileSet, info: &DatasetInfo, versions: Option<&VersionsConfig>, device: &Device) -> Result<Self> {
+        if let Some(v) = versions {
+            v.validate(files.shape())?;
+        }
         Ok(TensorSplit::from_files(files, info, device).versioned(versions))
     }
 
-    fn versioned(mut self, versions: &VersionsConfig) -> Self {
-        self.versions = Some(versions.clone()).filter(|v| !v.is_empty());
+    fn versioned(mut self, versions: Option<&VersionsConfig>) -> Self {
+        self.versions = versions.filter(|v| !v.is_empty()).cloned();
         self
     }
 
@@ -331,7 +336,7 @@ mod tests {
     fn versions_are_made_of_the_augmented_items_then_normalised() {
         let (set, info) = (items(3, 3, 16), info(3, 16));
         let versions = VersionsConfig { quality_levels: vec![50, 10], thumbs: vec![[8, 8]] };
-        let split = TensorSplit::with_versions(set.clone(), &info, &versions, &Device::flex()).unwrap();
+        let split = TensorSplit::with_versions(set.clone(), &info, Some(&versions), &Device::flex()).unwrap();
         assert_eq!(split.shape(), [18, 16, 16]);
         let config = AugmentConfig { hflip: true, vflip: true, crop_pad: 3, ..AugmentConfig::NONE };
         let mut augmenter = Augmenter::new(config, set.shape).unwrap();
@@ -355,7 +360,7 @@ mod tests {
     fn versions_of_float_data_are_refused() {
         let set = ImageSet { shape: [1, 2, 2], pixels: Pixels::F32(vec![0.5; 4]), labels: vec![0] };
         let versions = VersionsConfig { quality_levels: vec![50], thumbs: vec![] };
-        let err = TensorSplit::with_versions(set, &info(1, 2), &versions, &Device::flex()).unwrap_err();
+        let err = TensorSplit::with_versions(set, &info(1, 2), Some(&versions), &Device::flex()).unwrap_err();
         assert!(err.to_string().contains("stored as floats"), "{err}");
     }
 }

@@ -73,12 +73,7 @@ impl PreparedData {
     pub fn from_listed(listed: ListedDataset, val_split: f64, split_seed: u64, versions: Option<&VersionsConfig>, device: &Device) -> Result<Self> {
         let versions = versions.filter(|v| !v.is_empty());
         let ListedDataset { info, train, test } = listed;
-        let prepare = |files: FileSet| -> Result<TensorSplit> {
-            match versions {
-                Some(v) => TensorSplit::files_with_versions(files, &info, v, device),
-                None => Ok(TensorSplit::from_files(files, &info, device)),
-            }
-        };
+        let prepare = |files: FileSet| TensorSplit::files_with_versions(files, &info, versions, device);
         let (train_idx, val_idx) = split_indices(train.len(), val_split, split_seed)?;
         let val = if val_idx.is_empty() { None } else { Some(prepare(train.subset(&val_idx))?) };
         let (train, test) = (prepare(train.subset(&train_idx))?, prepare(test)?);
@@ -91,12 +86,7 @@ impl PreparedData {
     pub fn from_dataset(dataset: Dataset, val_split: f64, split_seed: u64, versions: Option<&VersionsConfig>, device: &Device) -> Result<Self> {
         let versions = versions.filter(|v| !v.is_empty());
         let Dataset { info, train, test } = dataset;
-        let prepare = |set: ImageSet| -> Result<TensorSplit> {
-            match versions {
-                Some(v) => TensorSplit::with_versions(set, &info, v, device),
-                None => Ok(TensorSplit::from_set(set, &info, device)),
-            }
-        };
+        let prepare = |set: ImageSet| TensorSplit::with_versions(set, &info, versions, device);
         let parts = train_val_split(train, val_split, split_seed)?;
         let val = if parts.val.is_empty() { None } else { Some(prepare(parts.val)?) };
         let (train, test) = (prepare(parts.train)?, prepare(test)?);
