@@ -113,6 +113,22 @@ impl MaskConfig {
         }
     }
 
+    /// The same mask without its initialisation (initial mean and spread
+    /// set to 0): what two configurations must share for a trained mask to
+    /// move between them, as its logits replace the initial ones.
+    pub fn architecture(&self) -> MaskConfig {
+        match self {
+            MaskConfig::Static(c) => MaskConfig::Static(StaticMaskConfig { init_mean: 0.0, init_std: 0.0, ..c.clone() }),
+            MaskConfig::Dynamic(c) => MaskConfig::Dynamic(DynamicMaskConfig { init_mean: 0.0, init_std: 0.0, ..c.clone() }),
+            MaskConfig::Xor(c) => {
+                let mut c = c.clone();
+                c.xor.init_std = 0.0;
+                c.any = c.any.map(|a| Box::new(a.architecture()));
+                MaskConfig::Xor(c)
+            }
+        }
+    }
+
     /// Builds the mask on `device`.
     pub fn init(&self, device: &Device) -> Result<Mask> {
         Ok(match self {

@@ -662,6 +662,23 @@ mod tests {
     }
 
     #[test]
+    fn the_architecture_leaves_out_the_initialisation_only() {
+        let base = MaskConfig::Xor(pipeline(vec![50, 10], vec![], "pixel", Some("pixel"), [3, 8, 8]));
+        let mut other_init = pipeline(vec![50, 10], vec![], "pixel", Some("pixel"), [3, 8, 8]);
+        other_init.xor.init_std = 0.5;
+        if let Some(MaskConfig::Static(any)) = other_init.any.as_deref_mut() {
+            any.init_mean = -2.0;
+        }
+        let other_init = MaskConfig::Xor(other_init);
+        assert_ne!(other_init, base);
+        assert_eq!(other_init.architecture(), base.architecture());
+        let other_levels = MaskConfig::Xor(pipeline(vec![50], vec![], "pixel", Some("pixel"), [3, 8, 8]));
+        assert_ne!(other_levels.architecture(), base.architecture());
+        let other_any = MaskConfig::Xor(pipeline(vec![50, 10], vec![], "pixel", Some("quadrant"), [3, 8, 8]));
+        assert_ne!(other_any.architecture(), base.architecture());
+    }
+
+    #[test]
     fn q_is_the_weighted_selection_times_the_any_mask() {
         // One 1x2x2 input, versions: original (weight 1) and JPEG 50 (0.5),
         // chosen per pixel; an any mask per pixel.

@@ -25,7 +25,7 @@ use crate::data::ships::{FileSet, ListedDataset};
 use crate::data::split::{split_indices, train_val_split};
 use crate::data::versions::VersionsConfig;
 use crate::data::{Dataset, DatasetInfo, ImageSet, TrainingData};
-use crate::masks::Mask;
+use crate::masks::{Mask, MaskConfig};
 use crate::error::{Error, Result};
 use crate::util::write_json;
 
@@ -229,11 +229,12 @@ impl TrainConfig {
         let mut mask = self.selection_mask().map(|m| m.init(device)).transpose()?;
         if let Some(path) = &self.init_checkpoint {
             let model = SelectionModel::load(path, device)?;
-            // The checkpoint's weights replace the starting ones, so only
-            // the architecture has to agree, not the --pretrained file.
+            // The checkpoint's weights and mask logits replace the starting
+            // ones, so only the architectures have to agree, not the
+            // --pretrained file or the mask's initialisation.
             let reason = if model.meta.network.architecture() != self.network.architecture() {
                 Some(format!("its network is {:?}, this run's is {:?}", model.meta.network, self.network))
-            } else if model.meta.mask != self.selection_mask() {
+            } else if model.meta.mask.as_ref().map(MaskConfig::architecture) != self.selection_mask().as_ref().map(MaskConfig::architecture) {
                 Some(format!("its mask is {:?}, this run's is {:?}", model.meta.mask, self.selection_mask()))
             } else {
                 None
