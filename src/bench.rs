@@ -114,8 +114,7 @@ pub fn train_epoch(args: &BenchArgs) -> Result<EpochBench> {
     let (train, info, benchmark) = bench_data(args, network_name)?;
     let device = Device::flex().autodiff();
     device.seed(0);
-    let split = TensorSplit::new(&train, &info, &device);
-    drop(train);
+    let split = TensorSplit::from_set(train, &info, &device);
     let batch_size = 128;
     let shape = info.shape;
     let network = NetworkConfig::by_name(network_name, shape, info.n_classes)?;

@@ -31,8 +31,9 @@ pub struct TensorSplit {
     items: Items,
     /// The dataset's normalisation (of one version).
     info: DatasetInfo,
-    /// Versions made of every batch, if any.
-    versions: Option<VersionsConfig>,
+    /// Versions made of every batch, if any, with the normalisation of
+    /// their stack (the dataset's repeated per version).
+    versions: Option<(VersionsConfig, DatasetInfo)>,
     device: Device,
     /// Number of items.
     pub len: usize,
@@ -85,13 +86,6 @@ impl Items {
                 files.read_items(idx, &mut pixels)?;
                 Ok(pixels.into_iter().map(f32::from).collect())
             }
-        }
-    }
-
-    fn label(&self, i: usize) -> u16 {
-        match self {
-            Items::Held(set) => set.labels[i],
-            Items::Files(files) => files.labels[i],
         }
     }
 }
@@ -162,14 +156,14 @@ impl TensorSplit {
     }
 
     fn versioned(mut self, versions: Option<&VersionsConfig>) -> Self {
-        self.versions = versions.filter(|v| !v.is_empty()).cloned();
+        self.versions = versions.filter(|v| !v.is_empty()).map(|v| (v.clone(), v.stacked_info(&self.info)));
         self
     }
 
     /// The shape of one batch item `[C', H, W]` (`C' = V·C` with versions).
     pub fn shape(&self) -> [usize; 3] {
         let [c, h, w] = self.items.shape();
-        [self.versions.as_ref().map_or(1, |v| v.n_versions()) * c, h, w]
+        [self.versions.as_ref().map_or(1, |(v, _)| v.n_versions()) * c, h, w]
     }
 
     /// The device batches go to.
@@ -224,7 +218,7 @@ impl TensorSplit {
         if self.versions.is_none() {
             normalise_in_place(&mut values, self.items.shape(), self.items.unit(), &self.info);
         }
-        Ok(HostBatch { values, labels: idx.iter().map(|&i| self.items.label(i)).collect() })
+        Ok(HostBatch { values, labels: idx.iter().map(|&i| self.classes[i]).collect() })
     }
 
     /// The batch on the device: with versions, its items' stacks
@@ -235,13 +229,13 @@ impl TensorSplit {
         let [c, h, w] = self.shape();
         let values = match &self.versions {
             None => batch.values,
-            Some(v) => {
+            Some((v, stacked_info)) => {
                 let pixels: Vec<u8> = batch.values.iter().map(|&x| x.round().clamp(0.0, 255.0) as u8).collect();
                 // The levels, boxes and pixel type were checked when the
                 // split was made, so encoding cannot fail on bad input.
                 let stacked = v.stack_items(&pixels, self.items.shape()).expect("versions of checked 8-bit items");
                 let mut values: Vec<f32> = stacked.iter().map(|&x| x as f32).collect();
-                normalise_in_place(&mut values, [c, h, w], 1.0 / 255.0, &v.stacked_info(&self.info));
+                normalise_in_place(&mut values, [c, h, w], 1.0 / 255.0, stacked_info);
                 values
             }
         };

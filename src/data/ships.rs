@@ -72,7 +72,8 @@ pub fn info(size: u32, n_classes: usize) -> DatasetInfo {
 
 /// Loads `dir/train` and `dir/test`.
 pub fn load(dir: &Path, options: ShipsOptions) -> Result<Dataset> {
-    let listed = list(dir, options)?;
+    // Decoding checks every size, so the headers are not read first.
+    let listed = list_files(dir, options)?;
     Ok(Dataset { info: listed.info, train: listed.train.read_all()?, test: listed.test.read_all()? })
 }
 
@@ -82,6 +83,14 @@ pub fn load(dir: &Path, options: ShipsOptions) -> Result<Dataset> {
 /// so a file of another size fails now, naming it, not in the middle of a
 /// run.
 pub fn list(dir: &Path, options: ShipsOptions) -> Result<ListedDataset> {
+    let listed = list_files(dir, options)?;
+    listed.train.check_sizes()?;
+    listed.test.check_sizes()?;
+    Ok(listed)
+}
+
+/// The files of `dir/train` and `dir/test`, unchecked.
+fn list_files(dir: &Path, options: ShipsOptions) -> Result<ListedDataset> {
     if options.size == 0 {
         return Err(Error::config("size", 0, "images need at least one pixel"));
     }
@@ -169,6 +178,14 @@ impl FileSet {
             .try_for_each(|(dst, &i)| read_image(&self.paths[i], self.size, dst))
     }
 
+    /// Checks every file's size from its header (without decoding it).
+    pub fn check_sizes(&self) -> Result<()> {
+        self.paths.par_iter().try_for_each(|path| {
+            let (w, h) = image::image_dimensions(path).map_err(|e| Error::format(path, "image", e.to_string()))?;
+            check_dims(path, w, h, self.size)
+        })
+    }
+
     /// Every item, decoded.
     pub fn read_all(&self) -> Result<ImageSet> {
         let mut pixels = vec![0u8; self.len() * self.shape().iter().product::<usize>()];
@@ -226,8 +243,8 @@ fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// Lists every class folder of one split, checking each image's size from
-/// its header; in the training split every class must hold an image.
+/// Lists every class folder of one split; in the training split every
+/// class must hold an image.
 fn list_split(dir: &Path, classes: &[String], options: ShipsOptions, require_all: bool) -> Result<FileSet> {
     let mut items: Vec<(PathBuf, u16)> = Vec::new();
     for (label, name) in classes.iter().enumerate() {
@@ -248,10 +265,6 @@ fn list_split(dir: &Path, classes: &[String], options: ShipsOptions, require_all
         }
         items.extend(paths.into_iter().map(|p| (p, label as u16)));
     }
-    items.par_iter().try_for_each(|(path, _)| {
-        let (w, h) = image::image_dimensions(path).map_err(|e| Error::format(path, "image", e.to_string()))?;
-        check_dims(path, w, h, options.size)
-    })?;
     let (paths, labels) = items.into_iter().unzip();
     Ok(FileSet { size: options.size, paths, labels })
 }

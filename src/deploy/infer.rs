@@ -108,7 +108,7 @@ impl ClientModel {
     pub fn predict(&self, decoded: &DecodedBatch, batch_size: usize) -> Result<Vec<i64>> {
         // Labels are not needed to predict (a deployment fetches none).
         let set = ImageSet { shape: decoded.shape, pixels: decoded.values.clone(), labels: vec![0; decoded.len()] };
-        let split = TensorSplit::new(&set, &self.info, &self.device);
+        let split = TensorSplit::from_set(set, &self.info, &self.device);
         let n_cells = match &self.mask {
             ClientMask::Dynamic(m) => m.layout().n_cells(),
             _ => 0,
