@@ -143,9 +143,17 @@ pub enum Error {
     #[error("mask figure: {0}")]
     MaskInput(String),
 
-    /// The target of an export exists and overwriting was not asked for.
-    #[error("{path}: an artifact already exists there; pass overwrite to replace it")]
-    ArtifactExists { path: PathBuf },
+    /// A split that is empty where training needs items.
+    #[error("the {split} split is empty: {reason}; nothing was trained")]
+    EmptySplit { split: &'static str, reason: String },
+
+    /// An output that exists and overwriting was not asked for.
+    #[error("{path}: already exists; pass --overwrite to replace this {what}")]
+    OutputExists { path: PathBuf, what: &'static str },
+
+    /// An `--overwrite` target that selmask did not write: left untouched.
+    #[error("{path}: refusing to replace it: {reason}, so it is not a selmask {what}; it was left untouched")]
+    NotOurs { path: PathBuf, what: &'static str, reason: String },
 
     /// A file the manifest needs is not in the artifact directory.
     #[error("{file}: missing (listed in or required by the manifest)")]

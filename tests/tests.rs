@@ -27,3 +27,5 @@ mod server;
 mod report;
 #[path = "it/xor.rs"]
 mod xor;
+#[path = "it/hostile.rs"]
+mod hostile;

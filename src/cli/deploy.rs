@@ -12,6 +12,7 @@ use crate::transfer::bandwidth::Bandwidth;
 use crate::transfer::client::ClientConfig;
 use crate::transfer::is_plain_name;
 use crate::transfer::server::ServerConfig;
+use crate::transfer::store::IngestConfig;
 
 /// `selmask export`.
 #[derive(Debug, Clone, Args)]
@@ -124,6 +125,33 @@ pub struct IngestArgs {
     /// Replace an existing store at --out.
     #[arg(long)]
     pub overwrite: bool,
+}
+
+/// Most items along a store chunk's item axis (chunks of 2^16 Fashion-MNIST
+/// items are 51 MB; more only makes every read larger).
+pub const MAX_ITEMS_PER_CHUNK: usize = 1 << 16;
+
+impl IngestArgs {
+    /// The validated ingest settings (checked before any data is read).
+    pub fn config(&self) -> Result<IngestConfig> {
+        if !(1..=MAX_ITEMS_PER_CHUNK).contains(&self.items_per_chunk) {
+            return Err(Error::config("items-per-chunk", self.items_per_chunk, format!("must be within 1..={MAX_ITEMS_PER_CHUNK}")));
+        }
+        if let Some(level) = self.zstd_level
+            && !(1..=22).contains(&level)
+        {
+            return Err(Error::config("zstd-level", level, "must be within 1..=22"));
+        }
+        for (k, split) in self.splits.iter().enumerate() {
+            if split != "test" && split != "train" {
+                return Err(Error::config("split", split, "must be test or train"));
+            }
+            if self.splits[..k].contains(split) {
+                return Err(Error::config("split", split, "given twice"));
+            }
+        }
+        Ok(IngestConfig { items_per_chunk: self.items_per_chunk, zstd_level: self.zstd_level, overwrite: self.overwrite })
+    }
 }
 
 /// `selmask serve`.

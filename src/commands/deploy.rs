@@ -10,7 +10,6 @@ use serde::Serialize;
 use crate::cli::deploy::{ExportArgs, IngestArgs, InferArgs, ServeArgs, artifact_id, parse_served_artifact};
 use crate::data::{self, DatasetName, ImageSet};
 use crate::masks::granularity::Granularity;
-use crate::transfer::store::IngestConfig;
 use crate::deploy::export::export_run;
 use crate::deploy::infer::{BurnMasker, ClientModel};
 use crate::export::{Artifact, ArtifactMask, read_artifact};
@@ -64,13 +63,14 @@ fn load_splits(name: DatasetName, data_dir: Option<&std::path::Path>, splits: &[
 pub fn ingest(args: &IngestArgs) -> Result<()> {
     let name: DatasetName = args.dataset.parse()?;
     let granularity: Granularity = args.granularity.parse()?;
+    // Every flag is checked before the dataset is read.
+    let config = args.config()?;
     let splits = load_splits(name, args.data_dir.as_deref(), &args.splits)?;
     let refs: Vec<(&str, &ImageSet)> = splits.iter().map(|(n, s)| (n.as_str(), s)).collect();
-    let config = IngestConfig { items_per_chunk: args.items_per_chunk, zstd_level: args.zstd_level, overwrite: args.overwrite };
     let r = crate::transfer::store::ingest(&args.out, &name.to_string(), &refs, granularity, &config)
         .with_context(|| format!("writing store {}", args.out.display()))?;
     println!(
-        "store written to {}: {} ({}), splits {}, chunks {:?} aligned to '{}' cells, {} of {} chunks written (the rest hold only zeros){}",
+        "store written to {}: {} ({}), splits {}, chunks {:?} aligned to '{}' cells, {} of {} chunks written{}",
         args.out.display(),
         r.info.dataset,
         r.info.dtype.as_str(),

@@ -13,7 +13,7 @@ use crate::cli::{BackendChoice, PretrainArgs, TrainArgs};
 use crate::data::{self, DatasetName, TrainingData};
 use crate::report::table::{aggregate, render_text};
 use crate::training::progress::{Progress, Verbosity};
-use crate::training::run::{PreparedData, RunSummary};
+use crate::training::run::{PreparedData, RUN_OWNER, RunSummary, differing_settings};
 use crate::training::pretrain::pretrain;
 use crate::util::{read_json, write_json};
 
@@ -47,6 +47,7 @@ pub fn train(args: &TrainArgs, matches: &ArgMatches) -> Result<()> {
     let versions = config.xor.as_ref().map(|x| &x.versions);
     // The dataset moves in: it is held once, as stored.
     let data = PreparedData::from_training_data(dataset, config.val_split, config.seed, versions, &device)?;
+    config.check_splits(&data)?;
     std::fs::create_dir_all(&plan.experiment_dir)
         .with_context(|| format!("creating {}", plan.experiment_dir.display()))?;
     // The exact command line, as the reference's args.json.
@@ -72,7 +73,17 @@ pub fn train(args: &TrainArgs, matches: &ArgMatches) -> Result<()> {
         if run_dir.exists() && !plan.overwrite {
             match finished(&run_dir) {
                 Some(summary) => {
-                    eprintln!("run_{repeat}: already finished, skipped (--overwrite redoes it)");
+                    // Skipped only if it was trained as asked now.
+                    let differing = differing_settings(&run_dir, &config)?;
+                    if !differing.is_empty() {
+                        bail!(
+                            "{} is a finished run with other settings ({}); give this experiment another --name, \
+                             or pass --overwrite to replace it",
+                            run_dir.display(),
+                            differing.join("; ")
+                        );
+                    }
+                    eprintln!("run_{repeat}: already finished with the same settings, skipped (--overwrite redoes it)");
                     curves.push(summary.curve);
                     continue;
                 }
@@ -82,7 +93,9 @@ pub fn train(args: &TrainArgs, matches: &ArgMatches) -> Result<()> {
                 ),
             }
         }
-        if run_dir.exists() {
+        if std::fs::symlink_metadata(&run_dir).is_ok() {
+            // Only a run directory selmask wrote is removed, never a user's.
+            RUN_OWNER.verify(&run_dir)?;
             std::fs::remove_dir_all(&run_dir).with_context(|| format!("removing {}", run_dir.display()))?;
         }
         let progress = Progress::new(verbosity, format!("run_{repeat}"));

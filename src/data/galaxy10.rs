@@ -131,6 +131,16 @@ fn read(path: &Path) -> Result<ImageSet> {
             "dataset 'images' holds {n} images but 'ans' holds {n_labels} labels"
         )));
     }
+    // The declared sizes against the file's real one before anything is
+    // read into memory: deflate (HDF5's gzip filter) expands at most
+    // ~1032:1, so a header claiming more than that is damaged or hostile.
+    let file_len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    let declared = (n as u64).checked_mul(IMAGE_LEN as u64 + 8);
+    if declared.is_none_or(|d| d > file_len.saturating_mul(1032)) {
+        return Err(bad(format!(
+            "datasets declare {n} items of {IMAGE_LEN} bytes each, more than a file of {file_len} bytes can hold"
+        )));
+    }
 
     let raw = ans.read_f64().map_err(h5)?;
     let labels = raw

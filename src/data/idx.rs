@@ -26,17 +26,45 @@ pub struct IdxArray {
 }
 
 /// Reads the whole file, un-gzipping it when it starts with the gzip magic.
-fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+///
+/// A gzip stream is decompressed header first: the data that follows is
+/// read only up to the size the header declares (plus one byte, to notice
+/// a longer stream), so a small file cannot expand into an unbounded
+/// allocation.
+fn read_maybe_gz(path: &Path, expected_magic: u32, what: &'static str) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| Error::io(path, e))?;
-        Ok(out)
-    } else {
-        Ok(raw)
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw);
     }
+    let mut gz = GzDecoder::new(raw.as_slice());
+    let mut out = vec![0u8; 4];
+    let short = |out: &[u8]| Error::IdxSize { path: path.to_path_buf(), dims: vec![], expected: 4, found: out.len() as u64 };
+    gz.read_exact(&mut out).map_err(|_| short(&[]))?;
+    let magic = u32::from_be_bytes([out[0], out[1], out[2], out[3]]);
+    if magic != expected_magic {
+        return Err(Error::IdxMagic { path: path.to_path_buf(), what, expected: expected_magic, found: magic });
+    }
+    let ndims = (magic & 0xff) as usize;
+    out.resize(4 + 4 * ndims, 0);
+    gz.read_exact(&mut out[4..]).map_err(|_| short(&[]))?;
+    let dims: Vec<u32> = out[4..].chunks_exact(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let expected = data_len(&dims).ok_or_else(|| Error::IdxSize {
+        path: path.to_path_buf(),
+        dims: dims.clone(),
+        expected: u64::MAX,
+        found: 0,
+    })?;
+    // deflate expands at most ~1032:1, so the stream bounds the real size.
+    let bound = (raw.len() as u64).saturating_mul(1032);
+    out.reserve(expected.min(bound) as usize);
+    gz.take(expected.saturating_add(1)).read_to_end(&mut out).map_err(|e| Error::io(path, e))?;
+    Ok(out)
+}
+
+/// The number of data bytes `dims` declare, `None` if it overflows u64
+/// (a crafted header: the product would wrap to any size).
+fn data_len(dims: &[u32]) -> Option<u64> {
+    dims.iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64))
 }
 
 /// Parses IDX bytes; `path` and `what` only label errors.
@@ -67,8 +95,10 @@ pub fn parse(bytes: &[u8], expected_magic: u32, path: &Path, what: &'static str)
         .map(|i| be_u32(4 + 4 * i))
         .collect::<Option<_>>()
         .ok_or_else(|| size_error(vec![], (4 * ndims) as u64))?;
-    let expected: u64 = dims.iter().map(|&d| d as u64).product();
     let found = (bytes.len() - header) as u64;
+    let Some(expected) = data_len(&dims) else {
+        return Err(Error::IdxSize { path: path.to_path_buf(), dims, expected: u64::MAX, found });
+    };
     if found != expected {
         return Err(Error::IdxSize {
             path: path.to_path_buf(),
@@ -85,12 +115,12 @@ pub fn parse(bytes: &[u8], expected_magic: u32, path: &Path, what: &'static str)
 
 /// Reads an IDX image file (`[n, h, w]` of u8).
 pub fn read_images(path: &Path) -> Result<IdxArray> {
-    parse(&read_maybe_gz(path)?, IMAGES_MAGIC, path, "images")
+    parse(&read_maybe_gz(path, IMAGES_MAGIC, "images")?, IMAGES_MAGIC, path, "images")
 }
 
 /// Reads an IDX label file (`[n]` of u8).
 pub fn read_labels(path: &Path) -> Result<IdxArray> {
-    parse(&read_maybe_gz(path)?, LABELS_MAGIC, path, "labels")
+    parse(&read_maybe_gz(path, LABELS_MAGIC, "labels")?, LABELS_MAGIC, path, "labels")
 }
 
 /// Encodes an IDX file of u8 values; used by tests and fixtures.

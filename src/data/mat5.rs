@@ -576,7 +576,7 @@ fn matrix<R: Read>(body: &mut Input<R>, wanted: &[&str]) -> std::result::Result<
             )));
         }
     };
-    if real.bytes as usize != count * width {
+    if count.checked_mul(width) != Some(real.bytes as usize) {
         return Err(Parse::Bad(format!(
             "variable '{name}' has dimensions {dims:?} ({count} values) but its data holds {} bytes \
              of {width}-byte values",

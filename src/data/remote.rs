@@ -163,6 +163,22 @@ fn type_str<'a>(path: &Path, dtype: &'a DType) -> Result<&'a TypeStr> {
     }
 }
 
+/// Checks that `n` items of `per_item` values of `width` bytes fit in the
+/// file (NPY data is stored uncompressed), with checked arithmetic, before
+/// anything is sized from the header's `n`.
+fn check_declared(path: &Path, n: usize, per_item: usize, width: usize) -> Result<()> {
+    let file_len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    let declared = (n as u64).checked_mul(per_item as u64).and_then(|v| v.checked_mul(width as u64));
+    match declared {
+        Some(d) if d <= file_len => Ok(()),
+        _ => Err(Error::format(
+            path,
+            WHAT,
+            format!("header declares {n} items of {per_item} values of {width} bytes, more than the file's {file_len} bytes (truncated?)"),
+        )),
+    }
+}
+
 /// Reads `X_train.npy` into `[N, 36, 35, 35]`.
 fn read_images(path: &Path) -> Result<Pixels> {
     let npy = open(path)?;
@@ -180,6 +196,7 @@ fn read_images(path: &Path) -> Result<Pixels> {
     let fortran = npy.order() == Order::Fortran;
     let dtype = npy.dtype();
     let ts = type_str(path, &dtype)?;
+    check_declared(path, n, ITEM_LEN, ts.size_field() as usize)?;
     match (ts.type_char(), ts.size_field()) {
         (TypeChar::Uint, 1) => Ok(Pixels::U8(read_nchw::<u8, u8>(path, npy, n, fortran, |v| v)?)),
         (TypeChar::Float, 4) => Ok(Pixels::F32(read_nchw::<f32, f32>(path, npy, n, fortran, |v| v)?)),
@@ -262,6 +279,7 @@ fn read_labels(path: &Path) -> Result<Vec<u16>> {
     };
     let dtype = npy.dtype();
     let ts = type_str(path, &dtype)?;
+    check_declared(path, n, 1, ts.size_field() as usize)?;
     let raw: Vec<i64> = match (ts.type_char(), ts.size_field()) {
         (TypeChar::Uint, 1) => read_all::<u8>(path, npy, n, |v| v as i64)?,
         (TypeChar::Uint, 2) => read_all::<u16>(path, npy, n, |v| v as i64)?,

@@ -58,7 +58,11 @@ pub fn choose_point(summary: &RunSummary, choice: PointChoice, run_dir: &Path) -
             .join(", ")
     };
     let found = match choice {
-        PointChoice::Interval(q) => summary.curve.points.iter().find(|p| p.interval[0] <= q && q < p.interval[1]),
+        // The same bucketing as training (Q = 1 joins the last interval).
+        PointChoice::Interval(q) => {
+            let interval = summary.curve.interval(summary.curve.bucket(q));
+            summary.curve.points.iter().find(|p| p.interval == interval)
+        }
         PointChoice::Budget(max_q) => summary.curve.best_within(max_q),
     };
     found.cloned().ok_or_else(|| {
@@ -71,6 +75,30 @@ pub fn choose_point(summary: &RunSummary, choice: PointChoice, run_dir: &Path) -
             value,
             format!("{} has no checkpoint there; its Q intervals are {}", run_dir.display(), intervals()),
         )
+    })
+}
+
+/// Checks that the checkpoint file holds the curve point `summary.json`
+/// records for it (epoch, interval, Q and accuracies): the manifest is
+/// written from those records, so a file holding another epoch's network
+/// would otherwise ship under this epoch's numbers.
+fn check_agrees(recorded: &CurvePoint, held: &CurvePoint, checkpoint: &Path) -> Result<()> {
+    let same = recorded.epoch == held.epoch
+        && recorded.interval == held.interval
+        && recorded.q == held.q
+        && recorded.test_accuracy == held.test_accuracy
+        && recorded.selection_accuracy == held.selection_accuracy
+        && recorded.val_accuracy == held.val_accuracy;
+    if same {
+        return Ok(());
+    }
+    Err(Error::Checkpoint {
+        path: checkpoint.to_path_buf(),
+        reason: format!(
+            "it holds epoch {} (q {}, test accuracy {}) but summary.json records epoch {} (q {}, test accuracy {}) for it; \
+             the run's records and checkpoints disagree, so nothing was exported",
+            held.epoch, held.q, held.test_accuracy, recorded.epoch, recorded.q, recorded.test_accuracy
+        ),
     })
 }
 
@@ -90,6 +118,7 @@ pub fn export_run(opts: &ExportOptions) -> Result<Manifest> {
     let checkpoint = opts.run_dir.join(&point.checkpoint);
     let model = SelectionModel::load(&checkpoint, &Device::flex())?;
     let meta = &model.meta;
+    check_agrees(&point, &meta.point, &checkpoint)?;
     if matches!(meta.mask, Some(MaskConfig::Xor(_))) {
         return Err(Error::spec("mask", "xor (version) masks cannot be exported yet"));
     }

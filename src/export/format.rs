@@ -24,7 +24,6 @@
 //! served from it. Fields may be *added* within `format_version` 1 (readers
 //! ignore unknown fields); any change in meaning bumps the version.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -573,79 +572,55 @@ pub fn write_artifact(dir: &Path, spec: &ArtifactSpec, overwrite: bool) -> Resul
     Ok(manifest)
 }
 
-/// Writes and fsyncs one file.
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-    f.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    f.sync_all().map_err(|e| Error::io(path, e))
+/// Whether `dir` is an artifact directory selmask wrote: its manifest is
+/// one of ours and every entry is a file the manifest lists (or the
+/// manifest itself). Only such a directory may be replaced by `--overwrite`.
+pub fn artifact_ownership(dir: &Path) -> std::result::Result<(), String> {
+    #[derive(Deserialize)]
+    struct Listed {
+        format: String,
+        #[serde(default)]
+        files: Vec<FileName>,
+    }
+    #[derive(Deserialize)]
+    struct FileName {
+        name: String,
+    }
+    let path = dir.join(MANIFEST_FILE);
+    let bytes = read_capped(&path, MAX_MANIFEST_BYTES).map_err(|e| format!("it has no readable {MANIFEST_FILE} ({e})"))?;
+    let listed: Listed = serde_json::from_slice(&bytes).map_err(|e| format!("its {MANIFEST_FILE} is not a selmask manifest ({e})"))?;
+    if listed.format != FORMAT_NAME {
+        return Err(format!("its {MANIFEST_FILE} has format '{}', not '{FORMAT_NAME}'", listed.format));
+    }
+    crate::util::only_entries(dir, &|name| name == MANIFEST_FILE || listed.files.iter().any(|f| f.name == name))
 }
 
-/// Fsyncs a directory, so renames inside it are durable.
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
+/// The ownership check of artifact directories, for `--overwrite`.
+const ARTIFACT_OWNER: crate::util::Ownership<'static> =
+    crate::util::Ownership { what: "artifact", check: &artifact_ownership };
+
+/// Largest manifest read (a real one is a few kB).
+const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+
+/// Reads `path` whole, refusing files over `max` bytes before reading.
+fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    if len > max {
+        return Err(Error::invalid(path, "size", format!("{len} bytes, more than the {max} a manifest may have")));
+    }
+    std::fs::read(path).map_err(|e| Error::io(path, e))
 }
 
-/// Creates `target` holding `files`: a temporary sibling directory is filled
-/// and fsynced, then renamed into place. With `overwrite`, an existing
-/// target is first renamed aside and removed only once the new one is in.
-///
-/// The existence check and the final rename are not one atomic step: a
-/// directory created at `target` in between by another process could be
-/// replaced if it is empty (Linux `rename` semantics). Exports are run by
-/// one user on their own run directories, so this is accepted.
+/// Creates `target` holding `files`, atomically (see
+/// [`crate::util::replace_dir_atomically`]); with `overwrite`, an existing
+/// target is replaced only if it is an artifact selmask wrote.
 fn write_dir_atomically(target: &Path, files: &[(&str, Vec<u8>)], overwrite: bool) -> Result<()> {
-    let exists = std::fs::symlink_metadata(target).is_ok();
-    if exists && !overwrite {
-        return Err(Error::ArtifactExists {
-            path: target.to_path_buf(),
-        });
-    }
-    let name = target
-        .file_name()
-        .ok_or_else(|| Error::spec("target", format!("{} has no final path component", target.display())))?
-        .to_string_lossy()
-        .into_owned();
-    let parent = target
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let tmp = parent.join(format!(".{name}.tmp-{}-{nonce}", std::process::id()));
-    std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let result = (|| {
+    crate::util::replace_dir_atomically(target, overwrite, &ARTIFACT_OWNER, |dir| {
         for (file, bytes) in files {
-            write_synced(&tmp.join(file), bytes)?;
+            crate::util::write_synced(&dir.join(file), bytes)?;
         }
-        sync_dir(&tmp)?;
-        if exists {
-            let old = parent.join(format!(".{name}.old-{}-{nonce}", std::process::id()));
-            std::fs::rename(target, &old).map_err(|e| Error::io(target, e))?;
-            if let Err(e) = std::fs::rename(&tmp, target) {
-                // Put the old artifact back; the new one is still in `tmp`.
-                let _ = std::fs::rename(&old, target);
-                return Err(Error::io(target, e));
-            }
-            let removed = if old.is_dir() {
-                std::fs::remove_dir_all(&old)
-            } else {
-                std::fs::remove_file(&old)
-            };
-            removed.map_err(|e| Error::io(&old, e))?;
-        } else {
-            std::fs::rename(&tmp, target).map_err(|e| Error::io(target, e))?;
-        }
-        sync_dir(parent)
-    })();
-    if result.is_err() && tmp.exists() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    result
+        Ok(())
+    })
 }
 
 /// Reads a listed file and checks its size and SHA-256.
@@ -661,13 +636,23 @@ fn read_verified(dir: &Path, manifest: &Manifest, name: &str) -> Result<Vec<u8>>
             ),
         )
     })?;
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
+    // The size first, from the file system: a file far larger than listed
+    // is refused before it is read into memory.
+    let on_disk = match std::fs::metadata(&path) {
+        Ok(m) => m.len(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::MissingFile { file: path });
         }
         Err(e) => return Err(Error::io(&path, e)),
     };
+    if on_disk != entry.bytes {
+        return Err(Error::invalid(
+            path,
+            "bytes",
+            format!("file has {on_disk} bytes, manifest says {}", entry.bytes),
+        ));
+    }
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
     let found = sha256_hex(&bytes);
     if found != entry.sha256.to_ascii_lowercase() {
         return Err(Error::HashMismatch {
@@ -689,8 +674,8 @@ fn read_verified(dir: &Path, manifest: &Manifest, name: &str) -> Result<Vec<u8>>
 /// Reads and fully verifies the artifact at `dir`.
 pub fn read_artifact(dir: &Path) -> Result<Artifact> {
     let manifest_path = dir.join(MANIFEST_FILE);
-    let manifest_bytes = match std::fs::read(&manifest_path) {
-        Ok(b) => b,
+    let manifest_bytes = match std::fs::metadata(&manifest_path) {
+        Ok(_) => read_capped(&manifest_path, MAX_MANIFEST_BYTES)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::MissingFile { file: manifest_path });
         }

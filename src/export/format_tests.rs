@@ -153,7 +153,7 @@ fn refuses_to_overwrite_unless_asked() {
     let dir = tmp.path().join("a");
     write_static(&dir);
     let err = write_artifact(&dir, &static_spec(), false).unwrap_err();
-    assert!(matches!(err, Error::ArtifactExists { .. }), "{err}");
+    assert!(matches!(err, Error::OutputExists { .. }), "{err}");
     assert!(err.to_string().contains("already exists"));
     let mut spec = static_spec();
     spec.epoch = 42;

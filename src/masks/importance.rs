@@ -21,11 +21,25 @@ pub fn read_cell_importance(path: &Path, layout: &CellLayout) -> Result<Vec<f32>
         npyz::DType::Plain(ts) => ts.to_string(),
         other => return Err(bad(format!("structured dtype {other:?}, expected float32 or float64"))),
     };
-    let values: Vec<f32> = match dtype.as_str() {
-        "<f4" => npy.into_vec::<f32>().map_err(|e| bad(e.to_string()))?,
-        "<f8" => npy.into_vec::<f64>().map_err(|e| bad(e.to_string()))?.into_iter().map(|v| v as f32).collect(),
+    let width = match dtype.as_str() {
+        "<f4" => 4,
+        "<f8" => 8,
         other => return Err(bad(format!("dtype {other}, expected float32 or float64"))),
     };
+    // Sizes from the header are checked against the bytes there are before
+    // anything is allocated from them.
+    let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if count.and_then(|c| c.checked_mul(width)).is_none_or(|b| b > bytes.len()) {
+        return Err(bad(format!("shape {shape:?} of {width}-byte values needs more than the file's {} bytes", bytes.len())));
+    }
+    let fortran = npy.order() == npyz::Order::Fortran;
+    let values: Vec<f32> = match width {
+        4 => npy.into_vec::<f32>().map_err(|e| bad(e.to_string()))?,
+        _ => npy.into_vec::<f64>().map_err(|e| bad(e.to_string()))?.into_iter().map(|v| v as f32).collect(),
+    };
+    // Fortran order stores the first axis fastest: brought to C order here,
+    // never read transposed.
+    let values = if fortran { fortran_to_c(&values, &shape) } else { values };
     let [c, h, w] = layout.input;
     let input_shapes: Vec<Vec<usize>> = if c == 1 { vec![vec![c, h, w], vec![h, w]] } else { vec![vec![c, h, w]] };
     if input_shapes.contains(&shape) {
@@ -42,6 +56,27 @@ pub fn read_cell_importance(path: &Path, layout: &CellLayout) -> Result<Vec<f32>
             layout.input, layout.mask
         )))
     }
+}
+
+/// The values of a Fortran-order array of `shape` in C (row-major) order.
+fn fortran_to_c(values: &[f32], shape: &[usize]) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    for (c_index, slot) in out.iter_mut().enumerate() {
+        // Multi-index from the C index (last axis fastest), then the
+        // Fortran index (first axis fastest) of the same element.
+        let (mut rest, mut f_index, mut stride) = (c_index, 0, 1);
+        let mut idx = vec![0; shape.len()];
+        for (k, &d) in shape.iter().enumerate().rev() {
+            idx[k] = rest % d;
+            rest /= d;
+        }
+        for (k, &d) in shape.iter().enumerate() {
+            f_index += idx[k] * stride;
+            stride *= d;
+        }
+        *slot = values[f_index];
+    }
+    out
 }
 
 /// Writes an importance map (f32, C order) as NPY.

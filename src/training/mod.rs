@@ -208,8 +208,10 @@ impl TrainConfig {
             return Err(Error::config("n-epochs", 0, "must be > 0"));
         }
         let w = self.checkpoint_qloss_interval;
-        if !(w.is_finite() && w > 0.0 && w <= 1.0) {
-            return Err(Error::config("checkpoint-qloss-interval", w, "must be in (0, 1]"));
+        // Interval bounds are kept to 1e-9 (QCurve::interval), so widths
+        // below 1e-6 would merge neighbouring intervals.
+        if !(w.is_finite() && (1e-6..=1.0).contains(&w)) {
+            return Err(Error::config("checkpoint-qloss-interval", w, "must be in [1e-6, 1]"));
         }
         if !(0.0..1.0).contains(&self.val_split) {
             return Err(Error::config("val-split", self.val_split, "must be in [0, 1)"));

@@ -27,7 +27,7 @@ use crate::data::versions::VersionsConfig;
 use crate::data::{Dataset, DatasetInfo, ImageSet, TrainingData};
 use crate::masks::{Mask, MaskConfig};
 use crate::error::{Error, Result};
-use crate::util::write_json;
+use crate::util::{read_json, write_json};
 
 /// A dataset's splits on the device, shared by the repeats of a run.
 #[derive(Debug, Clone)]
@@ -155,12 +155,109 @@ impl RunSummary {
     }
 }
 
+/// What a run directory holds; everything in it is written by [`TrainConfig::fit`].
+const RUN_ENTRIES: [&str; 4] = ["config.json", "metrics.jsonl", "summary.json", "checkpoints"];
+
+/// Whether `dir` is a run directory selmask wrote: a run's `config.json`
+/// and nothing but a run's files. Only such a directory may be removed by
+/// `train --overwrite`.
+pub fn run_ownership(dir: &Path) -> std::result::Result<(), String> {
+    let record: serde_json::Value =
+        read_json(&dir.join("config.json")).map_err(|e| format!("it has no readable config.json of a run ({e})"))?;
+    if record.get("selmask_version").is_none() || record.get("config").is_none() {
+        return Err("its config.json is not a selmask run's".into());
+    }
+    crate::util::only_entries(dir, &|name| RUN_ENTRIES.contains(&name))?;
+    let checkpoints = dir.join("checkpoints");
+    if checkpoints.is_dir() {
+        crate::util::only_entries(&checkpoints, &|name| name.ends_with(".ckpt")).map_err(|e| format!("checkpoints/: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The ownership check of run directories, for `train --overwrite`.
+pub const RUN_OWNER: crate::util::Ownership<'static> = crate::util::Ownership { what: "run directory", check: &run_ownership };
+
+/// The settings of `config` that differ from those recorded in the run
+/// directory's `config.json`, as `field: recorded -> now` (empty when
+/// the same): a finished run is only skipped for the same settings.
+pub fn differing_settings(run_dir: &Path, config: &TrainConfig) -> Result<Vec<String>> {
+    let path = run_dir.join("config.json");
+    let record: serde_json::Value = read_json(&path)?;
+    let recorded = record.get("config").cloned().ok_or_else(|| Error::invalid(&path, "config", "missing"))?;
+    // Both sides through the same types (f32 fields read back as JSON
+    // numbers would otherwise compare 0.999 with 0.9990000128746033).
+    let recorded: TrainConfig = serde_json::from_value(recorded)
+        .map_err(|e| Error::invalid(&path, "config", format!("not this version's settings ({e}); pass --overwrite to redo the run")))?;
+    let json = |c: &TrainConfig| serde_json::to_value(c).map_err(|source| Error::Json { path: path.clone(), source });
+    let (recorded, now) = (json(&recorded)?, json(config)?);
+    let mut out = Vec::new();
+    diff_values("", &recorded, &now, &mut out);
+    Ok(out)
+}
+
+/// Appends `path: a -> b` for every leaf where `a` and `b` differ.
+fn diff_values(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let sub = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                diff_values(&sub, x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null), out);
+            }
+        }
+        _ if a != b => out.push(format!("{path}: {a} -> {b}")),
+        _ => {}
+    }
+}
+
+/// The file of the checkpoint taken at `epoch` for Q interval `interval`,
+/// relative to the run directory: `checkpoints/q_<lo>_e<epoch>.ckpt`.
+///
+/// Unique for any interval width, since one epoch writes at most one
+/// checkpoint (the lower bound alone, printed to a fixed precision, once
+/// gave two narrow intervals one file). A new best of an interval is a new
+/// file; the one it replaces is removed after `summary.json` names the new
+/// one, so the records never name a file holding another epoch.
+pub fn checkpoint_file(interval: [f64; 2], epoch: usize) -> PathBuf {
+    PathBuf::from("checkpoints").join(format!("q_{}_e{epoch:03}.ckpt", interval[0]))
+}
+
 /// The seed of repeat `repeat`.
 pub fn repeat_seed(base: u64, repeat: usize) -> u64 {
     base.wrapping_add(repeat as u64)
 }
 
 impl TrainConfig {
+    /// Refuses data with an empty training, selection or test split, before
+    /// anything is written: such a run would "finish" with a summary that
+    /// holds no usable point.
+    pub fn check_splits(&self, data: &PreparedData) -> Result<()> {
+        if data.train.len == 0 {
+            return Err(Error::EmptySplit { split: "training", reason: "no items to train on".into() });
+        }
+        if let (SelectOn::Val, Some(val)) = (self.select_on, &data.val)
+            && val.len == 0
+        {
+            return Err(Error::EmptySplit {
+                split: "validation",
+                reason: format!(
+                    "--val-split {} of {} training items rounds to none, and it selects the checkpoints; \
+                     raise --val-split or pass --select-on test",
+                    self.val_split,
+                    data.train.len
+                ),
+            });
+        }
+        if data.test.len == 0 {
+            return Err(Error::EmptySplit { split: "test", reason: "no items to evaluate on".into() });
+        }
+        Ok(())
+    }
+
     /// Trains one run into `run_dir` and returns its summary.
     ///
     /// `config.json` is written before the first step, `metrics.jsonl`
@@ -182,6 +279,7 @@ impl TrainConfig {
         progress: &Progress,
     ) -> Result<(RunSummary, Learner)> {
         self.validate()?;
+        self.check_splits(data)?;
         let [c, h, w] = self.prepared_shape(data.info.shape);
         let [dc, dh, dw] = data.train.shape();
         if [dc, dh, dw] != [c, h, w] {
@@ -337,9 +435,11 @@ impl TrainConfig {
             };
 
             // Keep the best checkpoint of this Q interval.
+            let mut superseded = None;
             if curve.improves(selected.q, selected.accuracy) {
                 let interval = curve.interval(curve.bucket(selected.q));
-                let file = PathBuf::from("checkpoints").join(format!("q_{:.4}.ckpt", interval[0]));
+                let file = checkpoint_file(interval, epoch);
+                superseded = curve.points.iter().find(|p| p.interval == interval).map(|p| p.checkpoint.clone());
                 let point = CurvePoint {
                     interval,
                     q: selected.q,
@@ -420,6 +520,13 @@ impl TrainConfig {
                 budget_point: self.target_q.and_then(|t| curve.best_within(t.q).cloned()),
             };
             write_json(&run_dir.join("summary.json"), &s)?;
+            // Only now that summary.json names the new checkpoint is the
+            // one it replaces removed: a run killed in between still has
+            // every checkpoint its records name.
+            if let Some(old) = superseded {
+                let old = run_dir.join(old);
+                std::fs::remove_file(&old).map_err(|e| Error::io(&old, e))?;
+            }
             summary = Some(s);
             if stop {
                 progress.line(format!("budget met and accuracy settled: stopping after epoch {epoch}"));

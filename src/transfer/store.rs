@@ -33,6 +33,11 @@ use crate::masks::granularity::{CellLayout, Granularity};
 /// What the store's root group records about the data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoreInfo {
+    /// Version of this layout ([`STORE_FORMAT_VERSION`]); stores written
+    /// before versions were recorded (1) skipped all-zero chunks, so a
+    /// deleted chunk could not be told from one never written.
+    #[serde(default = "first_store_version")]
+    pub format_version: u32,
     /// The dataset's name (as the server registers it).
     pub dataset: String,
     /// One item's shape `[C, H, W]`.
@@ -50,6 +55,35 @@ pub struct StoreInfo {
     /// The writing program.
     pub created_by: String,
 }
+
+/// Version of the store layout this build writes and reads: every chunk of
+/// the grid is written, all-zero ones too, so a chunk that is missing was
+/// lost (deleted, a failed copy) and is an error, never served as zeros.
+pub const STORE_FORMAT_VERSION: u32 = 2;
+
+fn first_store_version() -> u32 {
+    1
+}
+
+/// Whether `dir` is a store selmask wrote: its root `zarr.json` carries
+/// selmask's attributes and every entry is that file or a stored split.
+/// Only such a directory may be replaced by `ingest --overwrite`.
+pub fn store_ownership(dir: &Path) -> std::result::Result<(), String> {
+    let root = dir.join("zarr.json");
+    let len = std::fs::metadata(&root).map_err(|e| format!("it has no readable zarr.json ({e})"))?.len();
+    if len > MAX_METADATA_BYTES {
+        return Err(format!("its zarr.json has {len} bytes, not a selmask store's"));
+    }
+    let info = read_store_info(dir).map_err(|e| e.to_string())?;
+    crate::util::only_entries(dir, &|name| name == "zarr.json" || info.splits.iter().any(|s| s == name))
+}
+
+/// The ownership check of stores, for `--overwrite`.
+const STORE_OWNER: crate::util::Ownership<'static> =
+    crate::util::Ownership { what: "zarr store", check: &store_ownership };
+
+/// Largest `zarr.json` read (selmask's are under 2 kB).
+const MAX_METADATA_BYTES: u64 = 1 << 20;
 
 fn zerr(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::invalid(path, "zarr store", e.to_string())
@@ -109,7 +143,7 @@ impl Default for IngestConfig {
 pub struct IngestReport {
     /// The store's description.
     pub info: StoreInfo,
-    /// Chunks written (all-zero chunks are not).
+    /// Chunks written (every chunk of the grid, all-zero ones too).
     pub chunks_written: usize,
     /// Chunks of the grid in all.
     pub chunks_total: usize,
@@ -137,13 +171,11 @@ pub fn ingest(
     if config.items_per_chunk == 0 {
         return Err(Error::spec("items_per_chunk", "must be at least 1"));
     }
-    if out.exists() && !config.overwrite {
-        return Err(Error::ArtifactExists { path: out.to_path_buf() });
-    }
     let layout = granularity.layout(shape)?;
     let [cc, ch, cw] = cell_aligned_chunk(&layout);
     let chunk = [config.items_per_chunk, cc, ch, cw];
     let info = StoreInfo {
+        format_version: STORE_FORMAT_VERSION,
         dataset: dataset.to_string(),
         shape,
         dtype,
@@ -153,21 +185,13 @@ pub fn ingest(
         splits: splits.iter().map(|(n, _)| n.to_string()).collect(),
         created_by: format!("selmask {}", env!("CARGO_PKG_VERSION")),
     };
-    let tmp = out.with_extension(format!("tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let result = write_store(&tmp, &info, splits);
-    let (chunks_written, chunks_total) = match result {
-        Ok(counts) => counts,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e);
-        }
-    };
-    if out.exists() {
-        std::fs::remove_dir_all(out).map_err(|e| Error::io(out, e))?;
-    }
-    std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
+    check_geometry(&info).map_err(|reason| Error::spec("chunk", reason))?;
+    let mut counts = (0, 0);
+    crate::util::replace_dir_atomically(out, config.overwrite, &STORE_OWNER, |tmp| {
+        counts = write_store(tmp, &info, splits)?;
+        Ok(())
+    })?;
+    let (chunks_written, chunks_total) = counts;
     Ok(IngestReport { info, chunks_written, chunks_total })
 }
 
@@ -180,6 +204,9 @@ fn write_store(dir: &Path, info: &StoreInfo, splits: &[(&str, &ImageSet)]) -> Re
     let [c, h, w] = info.shape;
     let [ipc, cc, ch, cw] = info.chunk;
     let (mut written, mut total) = (0, 0);
+    // All-zero chunks are written too (zarrs would skip them), so that a
+    // missing chunk always means lost data (see STORE_FORMAT_VERSION).
+    let every_chunk = zarrs::array::CodecOptions::default().with_store_empty_chunks(true);
     for (name, set) in splits {
         let group = GroupBuilder::new().build(store.clone(), &format!("/{name}")).map_err(|e| zerr(dir, e))?;
         group.store_metadata().map_err(|e| zerr(dir, e))?;
@@ -211,21 +238,17 @@ fn write_store(dir: &Path, info: &StoreInfo, splits: &[(&str, &ImageSet)]) -> Re
                     for x in 0..grid[3] {
                         total += 1;
                         let idx = [i0 as u64, k as u64, y as u64, x as u64];
-                        let any = match &set.pixels {
+                        match &set.pixels {
                             Pixels::U8(v) => {
                                 let block = gather(v, info.shape, info.chunk, [i0, k, y, x], n, 0u8);
-                                let nonzero = block.iter().any(|&b| b != 0);
-                                images.store_chunk(&idx, block).map_err(|e| zerr(dir, e))?;
-                                nonzero
+                                images.store_chunk_opt(&idx, block, &every_chunk).map_err(|e| zerr(dir, e))?;
                             }
                             Pixels::F32(v) => {
                                 let block = gather(v, info.shape, info.chunk, [i0, k, y, x], n, 0f32);
-                                let nonzero = block.iter().any(|&b| b != 0.0);
-                                images.store_chunk(&idx, block).map_err(|e| zerr(dir, e))?;
-                                nonzero
+                                images.store_chunk_opt(&idx, block, &every_chunk).map_err(|e| zerr(dir, e))?;
                             }
                         };
-                        written += usize::from(any);
+                        written += 1;
                     }
                 }
             }
@@ -235,7 +258,7 @@ fn write_store(dir: &Path, info: &StoreInfo, splits: &[(&str, &ImageSet)]) -> Re
             .map_err(|e| zerr(dir, e))?;
         labels.store_metadata().map_err(|e| zerr(dir, e))?;
         if n > 0 {
-            labels.store_chunk(&[0], set.labels.clone()).map_err(|e| zerr(dir, e))?;
+            labels.store_chunk_opt(&[0], set.labels.clone(), &every_chunk).map_err(|e| zerr(dir, e))?;
         }
     }
     Ok((written, total))
@@ -260,9 +283,39 @@ fn gather<T: Copy>(values: &[T], [c, h, w]: [usize; 3], [ipc, cc, ch, cw]: [usiz
     out
 }
 
+/// Most items one stored split may declare (2^32: item indices are u32 on
+/// the wire).
+const MAX_ITEMS: u64 = 1 << 32;
+
+/// Most values of one item a store may declare (a 4-band 4096 × 4096 image
+/// is 2^26; anything far beyond is a damaged or hostile zarr.json).
+const MAX_ITEM_VALUES: usize = 1 << 30;
+
+/// Checks the store's declared geometry with checked arithmetic before
+/// anything is sized from it: positive dimensions, chunks that tile the
+/// item exactly, and sizes that fit in memory.
+fn check_geometry(info: &StoreInfo) -> std::result::Result<(), String> {
+    let [c, h, w] = info.shape;
+    let [ipc, cc, ch, cw] = info.chunk;
+    let values = c.checked_mul(h).and_then(|v| v.checked_mul(w));
+    match values {
+        Some(v) if v > 0 && v <= MAX_ITEM_VALUES => {}
+        _ => return Err(format!("item shape {:?} must be positive with at most {MAX_ITEM_VALUES} values", info.shape)),
+    }
+    if ipc == 0 || cc == 0 || ch == 0 || cw == 0 || c % cc != 0 || h % ch != 0 || w % cw != 0 {
+        return Err(format!("chunk {:?} does not tile items of {:?}", info.chunk, info.shape));
+    }
+    let chunk_values = [ipc, cc, ch, cw].iter().try_fold(1usize, |a, &b| a.checked_mul(b));
+    match chunk_values.and_then(|v| v.checked_mul(info.dtype.value_bytes())) {
+        Some(b) if b <= 1 << 31 => Ok(()),
+        _ => Err(format!("chunk {:?} is larger than 2 GiB", info.chunk)),
+    }
+}
+
 /// One split of a store, opened for serving.
 pub struct StoreSplit {
     dir: PathBuf,
+    split: String,
     info: StoreInfo,
     images: Array<FilesystemStore>,
     labels: Vec<u16>,
@@ -289,15 +342,45 @@ impl StoreSplit {
     /// Opens split `split` of the store at `dir` (labels are read into memory).
     pub fn open(dir: &Path, split: &str) -> Result<Self> {
         let info = read_store_info(dir)?;
+        let meta = dir.join("zarr.json");
+        if info.format_version < STORE_FORMAT_VERSION {
+            return Err(Error::invalid(
+                meta,
+                "attributes.selmask.format_version",
+                format!(
+                    "{}: this store skipped all-zero chunks, so lost chunks cannot be detected; re-ingest it \
+                     (selmask ingest --overwrite) to get version {STORE_FORMAT_VERSION}",
+                    info.format_version
+                ),
+            ));
+        }
+        if info.format_version > STORE_FORMAT_VERSION {
+            return Err(Error::invalid(
+                meta,
+                "attributes.selmask.format_version",
+                format!("{} is newer than this build reads ({STORE_FORMAT_VERSION})", info.format_version),
+            ));
+        }
+        check_geometry(&info).map_err(|reason| Error::invalid(dir.join("zarr.json"), "attributes.selmask", reason))?;
         if !info.splits.iter().any(|s| s == split) {
             return Err(Error::invalid(dir, "split", format!("'{split}' is not stored; splits: {}", info.splits.join(", "))));
         }
         let store = Arc::new(FilesystemStore::new(dir).map_err(|e| zerr(dir, e))?);
         let images = Array::open(store.clone(), &format!("/{split}/images")).map_err(|e| zerr(dir, e))?;
         let labels_array = Array::open(store, &format!("/{split}/labels")).map_err(|e| zerr(dir, e))?;
-        let n = images.shape()[0] as usize;
+        let n_items = images.shape().first().copied().unwrap_or(0);
+        if labels_array.shape() != [n_items] || n_items > MAX_ITEMS {
+            return Err(Error::invalid(
+                dir,
+                split,
+                format!("labels of shape {:?} for {n_items} items (at most {MAX_ITEMS})", labels_array.shape()),
+            ));
+        }
+        let n = n_items as usize;
         let labels: Vec<u16> = if n == 0 {
             Vec::new()
+        } else if labels_array.retrieve_encoded_chunk(&[0]).map_err(|e| zerr(dir, e))?.is_none() {
+            return Err(Error::invalid(dir, format!("{split}/labels chunk [0]"), "missing: re-ingest the store"));
         } else {
             labels_array.retrieve_chunk::<Vec<u16>>(&[0]).map_err(|e| zerr(dir, e))?
         };
@@ -309,7 +392,7 @@ impl StoreSplit {
         {
             return Err(Error::invalid(dir, split, "array shapes or chunks disagree with the store's attributes"));
         }
-        Ok(StoreSplit { dir: dir.to_path_buf(), info, images, labels })
+        Ok(StoreSplit { dir: dir.to_path_buf(), split: split.to_string(), info, images, labels })
     }
 
     /// The store's description.
@@ -364,7 +447,13 @@ impl StoreSplit {
                 let (k, y, x) = (s / (grid[1] * grid[2]), s / grid[2] % grid[1], s % grid[2]);
                 let key = [row as u64, k as u64, y as u64, x as u64];
                 let Some(encoded) = self.images.retrieve_encoded_chunk(&key).map_err(|e| zerr(&self.dir, e))? else {
-                    continue; // never written: all zeros
+                    // Every chunk was written at ingest: this one was lost.
+                    return Err(Error::invalid(
+                        &self.dir,
+                        format!("{}/images chunk {key:?}", self.split),
+                        "missing: the store was written with every chunk, so this one was deleted or never copied; \
+                         re-ingest the store",
+                    ));
                 };
                 bytes_read += encoded.len() as u64;
                 let raw = match self.info.zstd_level {
