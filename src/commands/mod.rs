@@ -147,6 +147,10 @@ pub fn report(args: &crate::cli::ReportArgs) -> Result<()> {
     if !(args.zoom_q.is_finite() && args.zoom_q > 0.0 && args.zoom_q <= 1.0) {
         bail!("--zoom-q {}: must be within (0, 1]", args.zoom_q);
     }
+    let q = args.mask_examples_q_raw;
+    if !(q.is_finite() && (0.0..=1.0).contains(&q)) {
+        bail!("--mask-examples-q {q}: must be within [0, 1] (0: no mask figures)");
+    }
     let options = crate::report::ReportOptions {
         commands: args.commands.clone(),
         notes: args.notes.clone(),

@@ -413,3 +413,37 @@ fn degenerate_runs_are_refused_and_edge_values_are_found() {
     assert_eq!(read(&c_path, &layout).unwrap(), c_order);
     assert_eq!(read(&f_path, &layout).unwrap(), c_order);
 }
+
+/// Class 8 (files and runs; the server's and client's flags are tested
+/// with them). Before: `ingest --items-per-chunk` of 2^40 passed to the
+/// writer (and a wrong --split was reported only after loading the data),
+/// `report --mask-examples-q 7` was accepted, intervals of 1e-12 merged.
+#[test]
+fn out_of_range_flags_are_named_before_any_data_is_read() {
+    let nowhere = "/nonexistent/selmask-data";
+    let out = tempfile::tempdir().unwrap();
+    let store = out.path().join("s");
+    let ingest = |extra: &[&str]| {
+        let mut args = vec!["ingest", "--dataset", "fashion_mnist", "--data-dir", nowhere, "--out", store.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        selmask(&args)
+    };
+    refused(&ingest(&["--items-per-chunk", "0"]), &["items-per-chunk = 0"]);
+    refused(&ingest(&["--items-per-chunk", "1099511627776"]), &["items-per-chunk = 1099511627776", "65536"]);
+    refused(&ingest(&["--zstd-level", "99"]), &["zstd-level = 99"]);
+    refused(&ingest(&["--split", "validation"]), &["split = validation", "test or train"]);
+    refused(&ingest(&["--split", "test", "--split", "test"]), &["given twice"]);
+    for out in [ingest(&["--items-per-chunk", "0"]), ingest(&["--split", "validation"])] {
+        assert!(!stderr(&out).contains(nowhere), "the flag, not the data, is reported: {}", stderr(&out));
+    }
+    assert!(!store.exists());
+
+    let runs = out.path().to_str().unwrap();
+    refused(&selmask(&["report", runs, "--mask-examples-q", "7"]), &["--mask-examples-q 7"]);
+    refused(&selmask(&["report", runs, "--mask-examples-q", "NaN"]), &["--mask-examples-q NaN"]);
+    let data = mnist_dir(20, 10);
+    refused(
+        &train(data.path(), out.path(), "w", &["--checkpoint-qloss-interval", "1e-12"]),
+        &["checkpoint-qloss-interval", "[1e-6, 1]"],
+    );
+}
