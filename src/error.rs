@@ -147,6 +147,10 @@ pub enum Error {
     #[error("the {split} split is empty: {reason}; nothing was trained")]
     EmptySplit { split: &'static str, reason: String },
 
+    /// `--resume` of a run that was started with other settings.
+    #[error("{path}: cannot resume: the run was started with other settings ({settings}); resume with its flags, or pass --overwrite to start it again")]
+    ResumeMismatch { path: PathBuf, settings: String },
+
     /// An output that exists and overwriting was not asked for.
     #[error("{path}: already exists; pass --overwrite to replace this {what}")]
     OutputExists { path: PathBuf, what: &'static str },

@@ -29,3 +29,5 @@ mod report;
 mod xor;
 #[path = "it/hostile.rs"]
 mod hostile;
+#[path = "it/resume.rs"]
+mod resume;

@@ -373,9 +373,15 @@ pub struct TrainArgs {
     /// Evaluation batch size (speed only).
     #[arg(long, default_value_t = 1000)]
     pub eval_batch_size: usize,
-    /// Redo runs whose directory already exists (default: finished runs are skipped).
-    #[arg(long)]
+    /// Redo runs whose directory already exists (default: finished runs are skipped). Only run directories selmask wrote are removed.
+    #[arg(long, conflicts_with = "resume")]
     pub overwrite: bool,
+    /// Continue unfinished runs of the experiment from their last epoch (run_<i>/last.ckpt: network, mask, optimisers, schedules); the flags must be those the runs were started with. Finished runs are skipped.
+    #[arg(long)]
+    pub resume: bool,
+    /// Run one repeat and stop, as the paper's --slurm-friendly: claim the first run_<i> that does not exist yet (created exclusively, so processes started together on one experiment never share a run), train it, and exit; existing runs are skipped.
+    #[arg(long)]
+    pub slurm_friendly: bool,
     /// Print only errors and the final table.
     #[arg(long, short)]
     pub quiet: bool,
@@ -491,9 +497,9 @@ fn paper_defaults(dataset: DatasetName) -> PaperDefaults {
 }
 
 /// Flags that do not change what is trained, left out of derived names.
-const NAME_IGNORED: [&str; 12] = [
+const NAME_IGNORED: [&str; 14] = [
     "dataset", "mask_type", "exp_dir", "data_dir", "n_repeats", "name", "quiet", "overwrite", "eval_batch_size",
-    "backend", "log_iter", "warmup_dir",
+    "backend", "log_iter", "warmup_dir", "resume", "slurm_friendly",
 ];
 
 /// Derives the experiment name from the flags given on the command line,
@@ -529,6 +535,10 @@ pub struct RunPlan {
     pub n_repeats: usize,
     /// Redo existing runs.
     pub overwrite: bool,
+    /// Continue unfinished runs from their resume state.
+    pub resume: bool,
+    /// Claim and train one free repeat, then stop.
+    pub slurm_friendly: bool,
 }
 
 impl DataArgs {
@@ -755,6 +765,8 @@ impl TrainArgs {
             experiment_dir: self.exp_dir.join(dataset.as_str()).join(mask_type.to_string()).join(name),
             n_repeats: self.n_repeats,
             overwrite: self.overwrite,
+            resume: self.resume,
+            slurm_friendly: self.slurm_friendly,
         };
         Ok((config, plan))
     }

@@ -13,7 +13,7 @@ use crate::cli::{BackendChoice, PretrainArgs, TrainArgs};
 use crate::data::{self, DatasetName, TrainingData};
 use crate::report::table::{aggregate, render_text};
 use crate::training::progress::{Progress, Verbosity};
-use crate::training::run::{PreparedData, RUN_OWNER, RunSummary, differing_settings};
+use crate::training::run::{LAST_FILE, PreparedData, RUN_OWNER, RunSummary, differing_settings};
 use crate::training::pretrain::pretrain;
 use crate::util::{read_json, write_json};
 
@@ -70,7 +70,17 @@ pub fn train(args: &TrainArgs, matches: &ArgMatches) -> Result<()> {
     let mut curves = Vec::new();
     for repeat in 0..plan.n_repeats {
         let run_dir = plan.experiment_dir.join(format!("run_{repeat}"));
-        if run_dir.exists() && !plan.overwrite {
+        if plan.slurm_friendly {
+            // The claim: only one process creates the directory.
+            match std::fs::create_dir(&run_dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    eprintln!("run_{repeat}: exists (finished, or claimed by another process), skipped");
+                    continue;
+                }
+                Err(e) => return Err(e).with_context(|| format!("claiming {}", run_dir.display())),
+            }
+        } else if std::fs::symlink_metadata(&run_dir).is_ok() && !plan.overwrite {
             match finished(&run_dir) {
                 Some(summary) => {
                     // Skipped only if it was trained as asked now.
@@ -87,25 +97,40 @@ pub fn train(args: &TrainArgs, matches: &ArgMatches) -> Result<()> {
                     curves.push(summary.curve);
                     continue;
                 }
+                None if plan.resume && run_dir.join(LAST_FILE).is_file() => {}
+                None if plan.resume => {
+                    // Killed before its first epoch ended: nothing to continue.
+                    RUN_OWNER.verify(&run_dir)?;
+                    std::fs::remove_dir_all(&run_dir).with_context(|| format!("removing {}", run_dir.display()))?;
+                }
                 None => bail!(
-                    "{} exists but holds no finished run; remove it or pass --overwrite",
+                    "{} exists but holds no finished run; pass --resume to continue it, or --overwrite to start it again",
                     run_dir.display()
                 ),
             }
-        }
-        if std::fs::symlink_metadata(&run_dir).is_ok() {
+        } else if std::fs::symlink_metadata(&run_dir).is_ok() {
             // Only a run directory selmask wrote is removed, never a user's.
             RUN_OWNER.verify(&run_dir)?;
             std::fs::remove_dir_all(&run_dir).with_context(|| format!("removing {}", run_dir.display()))?;
         }
+        if plan.resume && run_dir.join(LAST_FILE).is_file() {
+            eprintln!("run_{repeat}: resuming from {}", run_dir.join(LAST_FILE).display());
+        }
         let progress = Progress::new(verbosity, format!("run_{repeat}"));
         let summary = config
-            .fit(&data, &run_dir, repeat, &device, &progress)
+            .fit_or_resume(&data, &run_dir, repeat, &device, &progress, plan.resume)
             .with_context(|| format!("training run {}", run_dir.display()))?;
         if plan.n_repeats > 1 {
             println!("\nrun_{repeat} ({:.0} s):\n{}", summary.seconds, render_text(&aggregate(&[summary.curve.clone()])));
         }
         curves.push(summary.curve);
+        if plan.slurm_friendly {
+            break;
+        }
+    }
+    if curves.is_empty() {
+        println!("\nevery run of {} exists already: nothing to do", plan.experiment_dir.display());
+        return Ok(());
     }
     let rows = aggregate(&curves);
     println!(

@@ -47,8 +47,8 @@ pub struct CellScheduleConfig {
     pub change_iter: usize,
 }
 
-/// The state of a removal schedule.
-#[derive(Debug, Clone)]
+/// The state of a removal schedule (saved with a run's resume state).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CellSchedule {
     /// Cells in the order they are removed.
     order: Vec<usize>,

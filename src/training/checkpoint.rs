@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::container;
 use super::metrics::CurvePoint;
+use super::step::Learner;
 use super::{MaskType, TrainConfig};
 use crate::data::{DatasetInfo, DatasetName};
 use crate::error::{Error, Result};
@@ -93,6 +94,47 @@ impl SelectionModel {
         };
         Ok(SelectionModel { meta, net, mask })
     }
+}
+
+/// Writes the whole trainable state of `learner` (network, mask and both
+/// optimisers) with `meta` to `path`, atomically: what `--resume` continues
+/// from.
+pub fn save_state<M: Serialize>(path: &Path, meta: &M, learner: &Learner) -> Result<()> {
+    let optim_bytes = |o: &ModuleOptimizer, what: &str| -> Result<Vec<u8>> {
+        Ok(o.into_bytes()
+            .map_err(|e| Error::Checkpoint { path: path.to_path_buf(), reason: format!("cannot serialise {what}: {e}") })?
+            .to_vec())
+    };
+    let net = record_bytes(&learner.net, path)?;
+    let net_optim = optim_bytes(&learner.net_optim, "the network's optimiser")?;
+    let mask_optim = optim_bytes(&learner.mask_optim, "the mask's optimiser")?;
+    let mask = learner.mask.as_ref().map(|m| record_bytes(m, path)).transpose()?;
+    let mut sections: Vec<(&str, &[u8])> = vec![("net", &net), ("net_optim", &net_optim), ("mask_optim", &mask_optim)];
+    if let Some(mask) = &mask {
+        sections.push(("mask", mask));
+    }
+    container::write(path, meta, &sections)
+}
+
+/// Reads a state written by [`save_state`] into `learner` (built with the
+/// same settings), returning its metadata.
+pub fn load_state<M: serde::de::DeserializeOwned>(path: &Path, mut learner: Learner) -> Result<(M, Learner)> {
+    let mut c = container::read::<M>(path)?;
+    learner.net = load_into(learner.net, c.take("net", path)?, "network", path)?;
+    learner.mask = match learner.mask.take() {
+        Some(mask) => Some(load_into(mask, c.take("mask", path)?, "mask", path)?),
+        None if c.has("mask") => {
+            return Err(Error::Checkpoint { path: path.to_path_buf(), reason: "it holds a mask, this run has none".into() });
+        }
+        None => None,
+    };
+    let optim = |o: ModuleOptimizer, bytes: Vec<u8>, what: &str| {
+        o.from_bytes(Bytes::from_bytes_vec(bytes))
+            .map_err(|e| Error::Checkpoint { path: path.to_path_buf(), reason: format!("{what}: {e}") })
+    };
+    learner.net_optim = optim(learner.net_optim, c.take("net_optim", path)?, "the network's optimiser")?;
+    learner.mask_optim = optim(learner.mask_optim, c.take("mask_optim", path)?, "the mask's optimiser")?;
+    Ok((c.meta, learner))
 }
 
 /// What a warm-up file records besides weights.

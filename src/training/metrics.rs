@@ -88,6 +88,30 @@ impl JsonlWriter {
         Ok(JsonlWriter { path: path.to_path_buf(), file })
     }
 
+    /// Reopens `path` for appending after its first `keep` lines, dropping
+    /// any later ones (an epoch recorded after the resume state was saved is
+    /// trained and recorded again). Fewer than `keep` lines is an error.
+    pub fn resume(path: &Path, keep: usize) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        if lines.len() < keep {
+            return Err(Error::invalid(
+                path,
+                "lines",
+                format!("{} epochs recorded, the resume state is after epoch {keep}", lines.len()),
+            ));
+        }
+        if lines.len() > keep {
+            let mut kept = lines[..keep].join("\n");
+            if keep > 0 {
+                kept.push('\n');
+            }
+            crate::util::atomic_write(path, kept.as_bytes())?;
+        }
+        let file = OpenOptions::new().append(true).open(path).map_err(|e| Error::io(path, e))?;
+        Ok(JsonlWriter { path: path.to_path_buf(), file })
+    }
+
     /// Writes one object as a line.
     pub fn write<T: Serialize>(&mut self, value: &T) -> Result<()> {
         let mut line = serde_json::to_vec(value).map_err(|source| Error::Json { path: self.path.clone(), source })?;

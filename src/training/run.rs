@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::budget::BudgetController;
 use super::checkpoint::{self, CheckpointMeta, SelectionModel};
 use super::evaluate::{Evaluation, evaluate};
-use super::metrics::{CurvePoint, EpochMetrics, JsonlWriter, QCurve};
+use super::metrics::{CurvePoint, EpochMetrics, JsonlWriter, QCurve, read_jsonl};
 use super::progress::Progress;
 use super::step::{Learner, StepParams};
 use super::{SelectOn, TrainConfig};
@@ -25,6 +25,8 @@ use crate::data::ships::{FileSet, ListedDataset};
 use crate::data::split::{split_indices, train_val_split};
 use crate::data::versions::VersionsConfig;
 use crate::data::{Dataset, DatasetInfo, ImageSet, TrainingData};
+use crate::masks::schedule::{LambdaSchedule, TauSchedule};
+use crate::masks::scheduled::CellSchedule;
 use crate::masks::{Mask, MaskConfig};
 use crate::error::{Error, Result};
 use crate::util::{read_json, write_json};
@@ -155,13 +157,63 @@ impl RunSummary {
     }
 }
 
+/// The resume state of a run directory, rewritten after every epoch.
+pub const LAST_FILE: &str = "last.ckpt";
+
 /// What a run directory holds; everything in it is written by [`TrainConfig::fit`].
-const RUN_ENTRIES: [&str; 4] = ["config.json", "metrics.jsonl", "summary.json", "checkpoints"];
+const RUN_ENTRIES: [&str; 5] = ["config.json", "metrics.jsonl", "summary.json", "checkpoints", LAST_FILE];
+
+/// Everything besides the modules and optimisers that a run needs to
+/// continue after `epoch` (saved in [`LAST_FILE`] with them).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ResumeState {
+    selmask_version: String,
+    /// The settings the run was started with.
+    config: TrainConfig,
+    /// The last finished epoch.
+    epoch: usize,
+    /// A budget-targeted run stopped after `epoch`.
+    stopped: bool,
+    lambda: LambdaSchedule,
+    budget: Option<BudgetController>,
+    tau: TauSchedule,
+    schedule: Option<CellSchedule>,
+    curve: QCurve,
+    /// Wall-clock seconds of the run so far.
+    seconds: f64,
+}
+
+/// The seed of the device's generator in `epoch` of a run seeded `seed`.
+fn epoch_device_seed(seed: u64, epoch: usize) -> u64 {
+    seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(epoch as u64)
+}
+
+/// Removes the checkpoint files of `run_dir` that `curve` does not name
+/// (written by an epoch that a resume trains again, or superseded just
+/// before the run was killed). Only `checkpoints/*.ckpt` are touched.
+fn remove_unrecorded_checkpoints(run_dir: &Path, curve: &QCurve) -> Result<()> {
+    let dir = run_dir.join("checkpoints");
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(()) };
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(&dir, e))?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let recorded = curve.points.iter().any(|p| p.checkpoint.file_name().is_some_and(|f| f.to_string_lossy() == name));
+        if name.ends_with(".ckpt") && !recorded {
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
+}
 
 /// Whether `dir` is a run directory selmask wrote: a run's `config.json`
 /// and nothing but a run's files. Only such a directory may be removed by
 /// `train --overwrite`.
 pub fn run_ownership(dir: &Path) -> std::result::Result<(), String> {
+    // An empty directory (a run claimed by --slurm-friendly and killed at
+    // once) holds nothing to lose.
+    if std::fs::read_dir(dir).map_err(|e| format!("cannot list it: {e}"))?.next().is_none() {
+        return Ok(());
+    }
     let record: serde_json::Value =
         read_json(&dir.join("config.json")).map_err(|e| format!("it has no readable config.json of a run ({e})"))?;
     if record.get("selmask_version").is_none() || record.get("config").is_none() {
@@ -189,10 +241,15 @@ pub fn differing_settings(run_dir: &Path, config: &TrainConfig) -> Result<Vec<St
     // numbers would otherwise compare 0.999 with 0.9990000128746033).
     let recorded: TrainConfig = serde_json::from_value(recorded)
         .map_err(|e| Error::invalid(&path, "config", format!("not this version's settings ({e}); pass --overwrite to redo the run")))?;
-    let json = |c: &TrainConfig| serde_json::to_value(c).map_err(|source| Error::Json { path: path.clone(), source });
-    let (recorded, now) = (json(&recorded)?, json(config)?);
+    settings_diff(&recorded, config, &path)
+}
+
+/// The settings that differ between `recorded` and `now`, as
+/// `field: recorded -> now` (`path` names the record in errors).
+fn settings_diff(recorded: &TrainConfig, now: &TrainConfig, path: &Path) -> Result<Vec<String>> {
+    let json = |c: &TrainConfig| serde_json::to_value(c).map_err(|source| Error::Json { path: path.to_path_buf(), source });
     let mut out = Vec::new();
-    diff_values("", &recorded, &now, &mut out);
+    diff_values("", &json(recorded)?, &json(now)?, &mut out);
     Ok(out)
 }
 
@@ -265,7 +322,25 @@ impl TrainConfig {
     /// every epoch, so a run stopped at any point (or by a non-finite
     /// loss) leaves complete files behind.
     pub fn fit(&self, data: &PreparedData, run_dir: &Path, repeat: usize, device: &Device, progress: &Progress) -> Result<RunSummary> {
-        self.fit_learner(data, run_dir, repeat, device, progress).map(|(summary, _)| summary)
+        self.fit_inner(data, run_dir, repeat, device, progress, false).map(|(summary, _)| summary)
+    }
+
+    /// [`TrainConfig::fit`], continuing from the run's resume state
+    /// (`last.ckpt`, written after every epoch) when `resume` is set and
+    /// the state exists; the settings must be those the run was started
+    /// with. The epochs after the state give the same metrics as an
+    /// uninterrupted run (bit for bit with one thread; with more, float
+    /// sums may be ordered differently, as between any two runs).
+    pub fn fit_or_resume(
+        &self,
+        data: &PreparedData,
+        run_dir: &Path,
+        repeat: usize,
+        device: &Device,
+        progress: &Progress,
+        resume: bool,
+    ) -> Result<RunSummary> {
+        self.fit_inner(data, run_dir, repeat, device, progress, resume).map(|(summary, _)| summary)
     }
 
     /// [`TrainConfig::fit`], also returning the final trainable state
@@ -277,6 +352,18 @@ impl TrainConfig {
         repeat: usize,
         device: &Device,
         progress: &Progress,
+    ) -> Result<(RunSummary, Learner)> {
+        self.fit_inner(data, run_dir, repeat, device, progress, false)
+    }
+
+    fn fit_inner(
+        &self,
+        data: &PreparedData,
+        run_dir: &Path,
+        repeat: usize,
+        device: &Device,
+        progress: &Progress,
+        resume: bool,
     ) -> Result<(RunSummary, Learner)> {
         self.validate()?;
         self.check_splits(data)?;
@@ -370,14 +457,55 @@ impl TrainConfig {
         let mut budget = self.target_q.map(|t| BudgetController::new(t, self.lambda.init, self.lambda.factor, self.lambda.patience));
         let mut tau = self.tau.init();
         let mut curve = QCurve::new(self.checkpoint_qloss_interval);
-        let mut metrics = JsonlWriter::create(&run_dir.join("metrics.jsonl"))?;
+        let last_path = run_dir.join(LAST_FILE);
+        let metrics_path = run_dir.join("metrics.jsonl");
+        let (mut first_epoch, mut seconds_before) = (1, 0.0);
+        let mut metrics = if resume && last_path.is_file() {
+            let (state, restored): (ResumeState, Learner) = checkpoint::load_state(&last_path, learner)?;
+            let differing = settings_diff(&state.config, self, &last_path)?;
+            if !differing.is_empty() {
+                return Err(Error::ResumeMismatch { path: last_path, settings: differing.join("; ") });
+            }
+            learner = restored;
+            if self.freeze_mask {
+                learner.mask = learner.mask.map(|m| m.no_grad());
+            }
+            learner.schedule = state.schedule;
+            (lambda, budget, tau, curve) = (state.lambda, state.budget, state.tau, state.curve);
+            (first_epoch, seconds_before) = (state.epoch + 1, state.seconds);
+            remove_unrecorded_checkpoints(run_dir, &curve)?;
+            progress.line(format!("resuming {} after epoch {} of {}", run_dir.display(), state.epoch, self.n_epochs));
+            if state.stopped || state.epoch >= self.n_epochs {
+                // Killed after its last state but before its summary.
+                let last = read_jsonl::<EpochMetrics>(&metrics_path)?.into_iter().nth(state.epoch - 1);
+                let s = RunSummary {
+                    run_dir: run_dir.to_path_buf(),
+                    epochs_completed: state.epoch,
+                    epochs_planned: self.n_epochs,
+                    select_on: self.select_on,
+                    budget_point: self.target_q.and_then(|t| curve.best_within(t.q).cloned()),
+                    curve,
+                    last,
+                    seconds: state.seconds,
+                    stopped_early: state.stopped && state.epoch < self.n_epochs,
+                };
+                write_json(&run_dir.join("summary.json"), &s)?;
+                return Ok((s, learner));
+            }
+            JsonlWriter::resume(&metrics_path, state.epoch)?
+        } else {
+            JsonlWriter::create(&metrics_path)?
+        };
         let ce = CrossEntropyLossConfig::new().init(device);
         let mut summary: Option<RunSummary> = None;
         let n_batches = self.sampling.epoch_len(&data.train.classes).div_ceil(self.batch_size);
         // Items are augmented as stored, before any xor versions are made.
         let mut augmenter = Augmenter::new(self.augment, data.info.shape)?;
 
-        for epoch in 1..=self.n_epochs {
+        for epoch in first_epoch..=self.n_epochs {
+            // Device randomness (dropout) is seeded per epoch, so that a
+            // resumed run draws what the uninterrupted one did.
+            device.seed(epoch_device_seed(seed, epoch));
             // Train one epoch.
             let epoch_started = Instant::now();
             let mut params = StepParams {
@@ -515,10 +643,26 @@ impl TrainConfig {
                 select_on: self.select_on,
                 curve: curve.clone(),
                 last: Some(m),
-                seconds: started.elapsed().as_secs_f64(),
+                seconds: seconds_before + started.elapsed().as_secs_f64(),
                 stopped_early: stop && epoch < self.n_epochs,
                 budget_point: self.target_q.and_then(|t| curve.best_within(t.q).cloned()),
             };
+            // The resume state first: a run killed before its summary is
+            // written continues from this epoch, and never from an older
+            // state than the checkpoints on disk.
+            let state = ResumeState {
+                selmask_version: env!("CARGO_PKG_VERSION").to_string(),
+                config: self.clone(),
+                epoch,
+                stopped: stop,
+                lambda: lambda.clone(),
+                budget: budget.clone(),
+                tau: tau.clone(),
+                schedule: learner.schedule.clone(),
+                curve: curve.clone(),
+                seconds: s.seconds,
+            };
+            checkpoint::save_state(&last_path, &state, &learner)?;
             write_json(&run_dir.join("summary.json"), &s)?;
             // Only now that summary.json names the new checkpoint is the
             // one it replaces removed: a run killed in between still has
