@@ -334,16 +334,9 @@ pub fn versions_throughput(batches: usize, passes: usize) -> Result<VersionsBenc
 
 /// `bench serve`: the load test of [`crate::transfer::bench::load_test`].
 fn serve(args: &BenchArgs) -> Result<()> {
-    use crate::transfer::bench::{LoadTestConfig, load_test_blocking, synthetic_state};
+    use crate::transfer::bench::{load_test_blocking, synthetic_state};
     use crate::transfer::server::{ServerConfig, ServerState};
-    let config = LoadTestConfig {
-        requests: args.requests,
-        concurrency: args.concurrency.max(1),
-        batch: args.items_per_request.max(1),
-        zstd: args.zstd,
-        max_seconds: args.max_seconds,
-        ..LoadTestConfig::default()
-    };
+    let config = args.load_test_config()?;
     let (state, id, split) = match &args.artifact {
         None => synthetic_state(ServerConfig::default(), 10_000)?,
         Some(dir) => {

@@ -165,6 +165,11 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// The validated connection limits.
+    pub fn connection_limits(&self) -> Result<crate::transfer::server::ConnectionLimits> {
+        Ok(crate::transfer::server::ConnectionLimits::default())
+    }
+
     /// The validated server limits.
     pub fn server_config(&self) -> Result<ServerConfig> {
         if self.max_batch == 0 {
@@ -232,6 +237,11 @@ pub struct InferArgs {
 }
 
 impl InferArgs {
+    /// The validated `--limit`.
+    pub fn item_limit(&self) -> Result<Option<usize>> {
+        Ok(self.limit)
+    }
+
     /// The validated client settings.
     pub fn client_config(&self) -> Result<ClientConfig> {
         if self.batch_size == 0 {

@@ -459,6 +459,20 @@ pub struct BenchArgs {
     pub min_seconds: f64,
 }
 
+impl BenchArgs {
+    /// The validated load test of `bench serve`.
+    pub fn load_test_config(&self) -> Result<crate::transfer::bench::LoadTestConfig> {
+        Ok(crate::transfer::bench::LoadTestConfig {
+            requests: self.requests,
+            concurrency: self.concurrency.max(1),
+            batch: self.items_per_request.max(1),
+            zstd: self.zstd,
+            max_seconds: self.max_seconds,
+            ..crate::transfer::bench::LoadTestConfig::default()
+        })
+    }
+}
+
 /// Benchmarks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BenchTarget {

@@ -56,6 +56,8 @@ pub struct ClientConfig {
     /// Also fetch the items' labels (default true; needed for evaluation,
     /// not for inference). Without them `DecodedBatch::labels` is empty.
     pub labels: bool,
+    /// Largest decoded split the client holds.
+    pub max_decoded_bytes: u64,
 }
 
 impl Default for ClientConfig {
@@ -69,6 +71,7 @@ impl Default for ClientConfig {
             timeout: Duration::from_secs(60),
             progress: true,
             labels: true,
+            max_decoded_bytes: 64 << 30,
         }
     }
 }

@@ -69,6 +69,8 @@ pub struct ServerConfig {
     /// zstd level for `Accept-Encoding: zstd` (default 3: zstd's default,
     /// fast enough not to be the bottleneck of a 1 Gbit/s link).
     pub zstd_level: i32,
+    /// Longest time to receive a request's body (default 10 s).
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +82,7 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(30),
             max_concurrency: 64,
             zstd_level: 3,
+            body_read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -585,6 +588,37 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| Error::io(addr, e))
+}
+
+/// Limits of the connections [`serve_with`] accepts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConnectionLimits {
+    /// Longest wait for a request's head (default 10 s).
+    pub header_read_timeout: Duration,
+    /// Longest a response write may make no progress (default 30 s).
+    pub write_stall_timeout: Duration,
+    /// Connections open at once (default 1024).
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            write_stall_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// [`serve`] with connection limits.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    _limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    serve(listener, app, shutdown).await
 }
 
 /// Resolves on Ctrl-C or SIGTERM: pass to [`serve`] as its shutdown.
