@@ -463,7 +463,7 @@ fn out_of_range_flags_of_serve_infer_and_bench_serve_are_refused_by_name() {
         (&["--max-batch", "100000000"], "max-batch"),
         (&["--max-concurrency", "100000000"], "max-concurrency"),
         (&["--header-timeout-s", "inf"], "header-timeout-s"),
-        (&["--body-timeout-s", "-1"], "body-timeout-s"),
+        (&["--body-timeout-s=-1"], "body-timeout-s"),
         (&["--max-connections", "0"], "max-connections"),
     ] {
         let e = serve_error(flags);
