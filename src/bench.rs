@@ -409,10 +409,10 @@ fn stalled(args: &BenchArgs, state: crate::transfer::server::ServerState, id: &s
         println!("  first error: {e}");
     }
     println!(
-        "  stalled connections closed by the server: {}/{} within {:.1} s (header timeout {} s, body timeout {} s); {:.2} s in all",
+        "  stalled connections closed by the server: {}/{}, the last {:.2} s after they were opened (header timeout {} s, body timeout {} s); {:.2} s in all",
         r.stalled_closed,
         r.stalled,
-        r.closed_within_s,
+        r.last_closed_s,
         limits.header_read_timeout.as_secs_f64(),
         body_timeout.as_secs_f64(),
         r.elapsed_s

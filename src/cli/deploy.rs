@@ -185,7 +185,8 @@ pub fn seconds(field: &'static str, s: f64) -> Result<Duration> {
     if s.is_finite() && s > 0.0 && s <= MAX_SECONDS {
         Ok(Duration::from_secs_f64(s))
     } else {
-        Err(Error::config(field, s, format!("must be a positive number of seconds, at most {MAX_SECONDS} (a day)")))
+        // `{:?}` writes 1e300 as such, not as 301 digits.
+        Err(Error::config(field, format!("{s:?}"), format!("must be a positive number of seconds, at most {MAX_SECONDS} (a day)")))
     }
 }
 

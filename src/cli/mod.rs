@@ -468,7 +468,7 @@ impl BenchArgs {
     pub fn load_test_config(&self) -> Result<crate::transfer::bench::LoadTestConfig> {
         use crate::cli::deploy::within;
         if !(self.max_seconds.is_finite() && self.max_seconds > 0.0 && self.max_seconds <= 3600.0) {
-            return Err(Error::config("max-seconds", self.max_seconds, "must be a positive number of seconds, at most 3600"));
+            return Err(Error::config("max-seconds", format!("{:?}", self.max_seconds), "must be a positive number of seconds, at most 3600"));
         }
         // Leaves room under the server's default 1024 connections for the
         // timed requests.

@@ -493,11 +493,13 @@ pub struct StalledResult {
     pub item_max_ms: f64,
     /// Requests of each kind sent.
     pub probes: usize,
-    /// Stalled connections the server had closed by `closed_within_s`.
+    /// Stalled connections the server closed while the check waited (the
+    /// longer of its header and body timeouts, plus 2 s; capped by
+    /// `max_seconds`).
     pub stalled_closed: usize,
-    /// How long the check waited for the server to close them (the longer
-    /// of its header and body timeouts, plus 2 s; capped by `max_seconds`).
-    pub closed_within_s: f64,
+    /// When the last of those was closed, seconds after the stalled
+    /// connections were opened.
+    pub last_closed_s: f64,
     /// The first failed request, if any.
     pub first_error: Option<String>,
     /// Duration of the whole check, seconds.
@@ -549,6 +551,7 @@ pub async fn stalled_clients(
     })
     .await
     .map_err(|e| bench_err("stalled", format!("opening connections failed: {e}")))??;
+    let opened = Instant::now();
     // Let the server accept them and start waiting on every one.
     tokio::time::sleep(Duration::from_millis(200)).await;
 
@@ -595,10 +598,9 @@ pub async fn stalled_clients(
     // and stalled heads after its header timeout.
     let wait = limits.header_read_timeout.max(body_timeout) + Duration::from_secs(2);
     let until = (Instant::now() + wait).min(deadline);
-    let closed_within_s = until.saturating_duration_since(start).as_secs_f64();
     let stalled_count = stalled.len();
-    let stalled_closed = tokio::task::spawn_blocking(move || {
-        let mut closed = 0;
+    let (stalled_closed, last_closed) = tokio::task::spawn_blocking(move || {
+        let (mut closed, mut last) = (0, opened);
         let mut buf = [0u8; 4096];
         for mut s in stalled {
             loop {
@@ -608,20 +610,17 @@ pub async fn stalled_clients(
                     break;
                 }
                 match s.read(&mut buf) {
-                    Ok(0) => {
-                        closed += 1;
-                        break;
-                    }
+                    Ok(0) => {}
                     Ok(_) => continue,
-                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                        closed += 1;
-                        break;
-                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
                     Err(_) => break,
                 }
+                closed += 1;
+                last = last.max(Instant::now());
+                break;
             }
         }
-        closed
+        (closed, last)
     })
     .await
     .map_err(|e| bench_err("stalled", format!("watching connections failed: {e}")))?;
@@ -650,7 +649,7 @@ pub async fn stalled_clients(
         item_max_ms,
         probes,
         stalled_closed,
-        closed_within_s,
+        last_closed_s: last_closed.saturating_duration_since(opened).as_secs_f64(),
         first_error,
         elapsed_s: start.elapsed().as_secs_f64(),
     })

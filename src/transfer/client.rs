@@ -168,9 +168,9 @@ struct Throttle {
 impl Throttle {
     /// Accounts `n` more bytes and sleeps until the link could have
     /// delivered everything so far; fails at once instead when that is past
-    /// `deadline` (the request's timeout), so a slow simulated link ends in
-    /// an error naming the rate, not in a sleep of hours.
-    async fn consume(&self, n: u64, url: &str, deadline: Instant) -> Result<()> {
+    /// `deadline` (when the request times out), so a slow simulated link
+    /// ends in an error naming the rate, not in a sleep of hours.
+    async fn consume(&self, n: u64, url: &str, deadline: Instant, timeout: Duration) -> Result<()> {
         let total = self.received.fetch_add(n, Ordering::Relaxed).saturating_add(n);
         let secs = total as f64 / self.bytes_per_s;
         let due = Duration::try_from_secs_f64(secs)
@@ -181,9 +181,10 @@ impl Throttle {
             return Err(Error::Mismatch {
                 url: url.to_string(),
                 reason: format!(
-                    "at the simulated {} the {total} bytes received so far take {secs:.0} s, past this request's timeout of {:.0} s from the start of the transfer; raise the bandwidth or lower the batch size",
+                    "at the simulated {} the {total} bytes received so far take {secs:.1} s, but this request times out {:.1} s into the transfer (timeout {} s per request); raise the bandwidth or lower the batch size",
                     Bandwidth::from_bytes_per_s(self.bytes_per_s).map_or_else(|| format!("{} B/s", self.bytes_per_s), |b| b.to_string()),
                     deadline.saturating_duration_since(self.start).as_secs_f64(),
+                    timeout.as_secs_f64(),
                 ),
             });
         };
@@ -209,7 +210,7 @@ async fn read_capped(
     url: &str,
     limit: u64,
     what: &str,
-    throttle: Option<(&Throttle, Instant)>,
+    throttle: Option<(&Throttle, Instant, Duration)>,
 ) -> Result<Vec<u8>> {
     if let Some(declared) = resp.content_length()
         && declared > limit
@@ -236,8 +237,8 @@ async fn read_capped(
             });
         }
         body.extend_from_slice(&chunk);
-        if let Some((t, deadline)) = throttle {
-            t.consume(chunk.len() as u64, url, deadline).await?;
+        if let Some((t, deadline, timeout)) = throttle {
+            t.consume(chunk.len() as u64, url, deadline, timeout).await?;
         }
     }
     Ok(body)
@@ -399,7 +400,7 @@ impl TransferClient {
             ..Default::default()
         };
         if let Some(t) = throttle {
-            t.consume(bytes.headers, &url, deadline).await?;
+            t.consume(bytes.headers, &url, deadline, self.config.timeout).await?;
         }
         let zstd = resp
             .headers()
@@ -426,7 +427,7 @@ impl TransferClient {
             dtype.as_str(),
             codec::HEADER_BYTES
         );
-        let wire = read_capped(resp, &url, max_payload as u64, &what, throttle.map(|t| (t, deadline))).await?;
+        let wire = read_capped(resp, &url, max_payload as u64, &what, throttle.map(|t| (t, deadline, self.config.timeout))).await?;
         bytes.wire = wire.len() as u64;
         if content_type.as_deref() != Some(codec::CONTENT_TYPE) {
             return Err(Error::Mismatch {

@@ -81,7 +81,7 @@ pub struct ServerConfig {
     /// fast enough not to be the bottleneck of a 1 Gbit/s link).
     pub zstd_level: i32,
     /// Longest time to receive a request's body (default 10 s; 1024
-    /// indices are ~12 kB, milliseconds even at 1 Mbit/s). Bodies are read
+    /// indices are ~12 kB, 0.1 s even at 1 Mbit/s). Bodies are read
     /// before a request takes a slot, so this, not `request_timeout`, bounds
     /// what a client that stalls its body can hold.
     pub body_read_timeout: Duration,

@@ -263,6 +263,36 @@ fn stalled_half_sent_idle_and_unread_connections_are_closed() {
     assert!(got.len() < full, "the whole {full}-byte response was kept for a client that read nothing");
 }
 
+/// Class 5, the bench: `bench serve --stalled` holds stalled connections
+/// (half mid-head, half mid-body), times `/health` and items beside them,
+/// and sees the server close every stalled one by itself.
+#[test]
+fn the_stalled_clients_bench_answers_beside_stalled_connections_and_sees_them_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let artifact = toy_artifact(&dir.path().join("a"), static_mask());
+    let config = ServerConfig {
+        max_concurrency: 4,
+        body_read_timeout: Duration::from_millis(500),
+        ..ServerConfig::default()
+    };
+    let limits = ConnectionLimits {
+        header_read_timeout: Duration::from_millis(500),
+        ..ConnectionLimits::default()
+    };
+    let r = selmask::transfer::bench::stalled_clients_blocking(
+        toy_state(config, &artifact),
+        limits,
+        "toy-static",
+        "test",
+        &selmask::transfer::bench::StalledConfig { stalled: 40, probes: 5, max_seconds: 20.0 },
+    )
+    .unwrap();
+    assert_eq!((r.stalled, r.probes, r.health_ok, r.item_ok), (40, 5, 5, 5), "{r:?}");
+    assert!(r.health_max_ms < 1000.0 && r.item_max_ms < 1000.0, "{r:?}");
+    assert_eq!(r.stalled_closed, 40, "{r:?}");
+    assert!(r.last_closed_s < 2.5 && r.elapsed_s < 10.0, "{r:?}");
+}
+
 /// What the hostile server answers to item requests.
 #[derive(Clone, Copy)]
 enum Answer {
@@ -476,7 +506,7 @@ fn out_of_range_flags_of_serve_infer_and_bench_serve_are_refused_by_name() {
         (&["--concurrency", "100000"], "concurrency"),
         (&["--batch-size", "100000000"], "batch-size"),
         (&["--bandwidth", "1B/s"], "bandwidth"),
-        (&["--bandwidth", "0.000001GB/s"], "bandwidth"),
+        (&["--bandwidth", "0.0000001GB/s"], "bandwidth"),
         (&["--timeout-s", "1e300"], "timeout-s"),
     ] {
         let e = infer_error(flags);
