@@ -332,18 +332,13 @@ pub fn versions_throughput(batches: usize, passes: usize) -> Result<VersionsBenc
     })
 }
 
-/// `bench serve`: the load test of [`crate::transfer::bench::load_test`].
+/// `bench serve`: the load test of [`crate::transfer::bench::load_test`],
+/// or with `--stalled N` the check of
+/// [`crate::transfer::bench::stalled_clients`].
 fn serve(args: &BenchArgs) -> Result<()> {
-    use crate::transfer::bench::{LoadTestConfig, load_test_blocking, synthetic_state};
+    use crate::transfer::bench::{load_test_blocking, synthetic_state};
     use crate::transfer::server::{ServerConfig, ServerState};
-    let config = LoadTestConfig {
-        requests: args.requests,
-        concurrency: args.concurrency.max(1),
-        batch: args.items_per_request.max(1),
-        zstd: args.zstd,
-        max_seconds: args.max_seconds,
-        ..LoadTestConfig::default()
-    };
+    let config = args.load_test_config()?;
     let (state, id, split) = match &args.artifact {
         None => synthetic_state(ServerConfig::default(), 10_000)?,
         Some(dir) => {
@@ -357,6 +352,9 @@ fn serve(args: &BenchArgs) -> Result<()> {
             (state, id, "test".to_string())
         }
     };
+    if args.stalled > 0 {
+        return stalled(args, state, &id, &split);
+    }
     let r = load_test_blocking(state, &id, &split, &config)?;
     if args.json {
         println!("{}", serde_json::to_string(&r)?);
@@ -379,6 +377,46 @@ fn serve(args: &BenchArgs) -> Result<()> {
     println!("  {:.0} requests/s, {:.0} items/s over {:.2} s{}", r.requests_per_s, r.items_per_s, r.elapsed_s,
         if r.stopped_by_time_limit { " (stopped by --max-seconds)" } else { "" });
     println!("  resident memory: start {}, end {}, peak {}", mib(r.rss_start_kib), mib(r.rss_end_kib), mib(r.rss_peak_kib));
+    Ok(())
+}
+
+/// `bench serve --stalled N`: `/health` and item latencies beside N
+/// stalled connections, on a server with the default limits.
+fn stalled(args: &BenchArgs, state: crate::transfer::server::ServerState, id: &str, split: &str) -> Result<()> {
+    use crate::transfer::bench::{StalledConfig, stalled_clients_blocking};
+    use crate::transfer::server::ConnectionLimits;
+    let limits = ConnectionLimits::default();
+    let config = StalledConfig { stalled: args.stalled, max_seconds: args.max_seconds, ..StalledConfig::default() };
+    let body_timeout = state.config().body_read_timeout;
+    let r = stalled_clients_blocking(state, limits, id, split, &config)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(());
+    }
+    println!(
+        "bench serve --stalled: {} stalled connections (half mid-head, half mid-body) held on loopback, artifact '{id}'",
+        r.stalled
+    );
+    println!(
+        "  /health: {}/{} ok, p50 {:.3} ms, max {:.3} ms (new connection each)",
+        r.health_ok, r.probes, r.health_p50_ms, r.health_max_ms
+    );
+    println!(
+        "  item:    {}/{} ok, p50 {:.3} ms, max {:.3} ms (new connection each)",
+        r.item_ok, r.probes, r.item_p50_ms, r.item_max_ms
+    );
+    if let Some(e) = &r.first_error {
+        println!("  first error: {e}");
+    }
+    println!(
+        "  stalled connections closed by the server: {}/{}, the last {:.2} s after they were opened (header timeout {} s, body timeout {} s); {:.2} s in all",
+        r.stalled_closed,
+        r.stalled,
+        r.last_closed_s,
+        limits.header_read_timeout.as_secs_f64(),
+        body_timeout.as_secs_f64(),
+        r.elapsed_s
+    );
     Ok(())
 }
 

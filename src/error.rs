@@ -215,6 +215,18 @@ pub enum Error {
     #[error("{url}: {reason}")]
     Mismatch { url: String, reason: String },
 
+    /// A response body larger than its request can need (endless, or a
+    /// `Content-Length` that lies): the client stops reading.
+    #[error("{url}: response {size}, more than the {limit} bytes of {what}")]
+    ResponseTooLarge {
+        url: String,
+        /// `declares N bytes (content-length)` or `sent at least N bytes`.
+        size: String,
+        limit: u64,
+        /// What the request asked for, e.g. the items and their values.
+        what: String,
+    },
+
     /// Server state that cannot be built (duplicate ids, shape mismatch, ...).
     #[error("cannot serve {what} '{name}': {reason}")]
     Setup {

@@ -23,6 +23,8 @@ mod training;
 mod deploy;
 #[path = "it/server.rs"]
 mod server;
+#[path = "it/hostile_server.rs"]
+mod hostile_server;
 #[path = "it/report.rs"]
 mod report;
 #[path = "it/xor.rs"]

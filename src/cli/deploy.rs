@@ -11,7 +11,7 @@ use crate::export::StoredDtype;
 use crate::transfer::bandwidth::Bandwidth;
 use crate::transfer::client::ClientConfig;
 use crate::transfer::is_plain_name;
-use crate::transfer::server::ServerConfig;
+use crate::transfer::server::{ConnectionLimits, ServerConfig};
 use crate::transfer::store::IngestConfig;
 
 /// `selmask export`.
@@ -175,43 +175,82 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port, printed at start).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: String,
-    /// Most items in one POST request.
+    /// Most items in one POST request (at most 1048576).
     #[arg(long, default_value_t = 1024)]
     pub max_batch: usize,
-    /// Largest request body, bytes.
+    /// Largest request body, bytes (64 to 1073741824); a larger Content-Length is answered 413 at once.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
-    /// Requests handled at once; more wait their turn.
+    /// Requests handled at once; more wait their turn (at most 65536; /health never waits).
     #[arg(long, default_value_t = 64)]
     pub max_concurrency: usize,
-    /// Per-request timeout, seconds (including time spent waiting for a slot).
+    /// Per-request timeout, seconds (including time spent waiting for a slot; at most 86400).
     #[arg(long, default_value_t = 30.0)]
     pub timeout_s: f64,
+    /// Longest wait for a request's head, seconds; also how long an idle connection stays open.
+    #[arg(long, default_value_t = 10.0)]
+    pub header_timeout_s: f64,
+    /// Longest wait for a request's body, seconds (408 after it; the body is read before the request takes a slot).
+    #[arg(long, default_value_t = 10.0)]
+    pub body_timeout_s: f64,
+    /// A response write blocked this many seconds (the client reads nothing) closes the connection.
+    #[arg(long, default_value_t = 30.0)]
+    pub write_stall_timeout_s: f64,
+    /// Connections open at once (at most 100000); further ones are closed at once.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
     /// zstd level for clients that send Accept-Encoding: zstd.
     #[arg(long, default_value_t = 3)]
     pub zstd_level: i32,
 }
 
+/// Longest duration a flag accepts: a day. Longer is no timeout in
+/// practice, and `Duration::from_secs_f64` panics past ~5.8e11 years.
+pub const MAX_SECONDS: f64 = 86_400.0;
+
+/// A duration flag: finite, positive, at most [`MAX_SECONDS`].
+pub fn seconds(field: &'static str, s: f64) -> Result<Duration> {
+    if s.is_finite() && s > 0.0 && s <= MAX_SECONDS {
+        Ok(Duration::from_secs_f64(s))
+    } else {
+        // `{:?}` writes 1e300 as such, not as 301 digits.
+        Err(Error::config(field, format!("{s:?}"), format!("must be a positive number of seconds, at most {MAX_SECONDS} (a day)")))
+    }
+}
+
+/// A count or size flag within `range`.
+pub fn within(field: &'static str, value: usize, range: std::ops::RangeInclusive<usize>) -> Result<usize> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(Error::config(field, value, format!("must be within {}..={}", range.start(), range.end())))
+    }
+}
+
 impl ServeArgs {
+    /// The validated connection limits.
+    pub fn connection_limits(&self) -> Result<ConnectionLimits> {
+        Ok(ConnectionLimits {
+            header_read_timeout: seconds("header-timeout-s", self.header_timeout_s)?,
+            write_stall_timeout: seconds("write-stall-timeout-s", self.write_stall_timeout_s)?,
+            // Each connection is a file descriptor.
+            max_connections: within("max-connections", self.max_connections, 1..=100_000)?,
+        })
+    }
+
     /// The validated server limits.
     pub fn server_config(&self) -> Result<ServerConfig> {
-        if self.max_batch == 0 {
-            return Err(Error::config("max-batch", 0, "must be at least 1"));
-        }
-        if self.max_concurrency == 0 {
-            return Err(Error::config("max-concurrency", 0, "must be at least 1"));
-        }
-        if !(self.timeout_s.is_finite() && self.timeout_s > 0.0) {
-            return Err(Error::config("timeout-s", self.timeout_s, "must be a positive number of seconds"));
-        }
         if !(1..=22).contains(&self.zstd_level) {
             return Err(Error::config("zstd-level", self.zstd_level, "must be within 1..=22"));
         }
         Ok(ServerConfig {
-            max_batch: self.max_batch,
-            max_body_bytes: self.max_body_bytes,
-            request_timeout: Duration::from_secs_f64(self.timeout_s),
-            max_concurrency: self.max_concurrency,
+            // 2^20 indices are ~11 MB of JSON.
+            max_batch: within("max-batch", self.max_batch, 1..=1 << 20)?,
+            // 64 bytes hold `{"indices": [...]}` with a few indices.
+            max_body_bytes: within("max-body-bytes", self.max_body_bytes, 64..=1 << 30)?,
+            request_timeout: seconds("timeout-s", self.timeout_s)?,
+            body_read_timeout: seconds("body-timeout-s", self.body_timeout_s)?,
+            max_concurrency: within("max-concurrency", self.max_concurrency, 1..=65_536)?,
             zstd_level: self.zstd_level,
             ..ServerConfig::default()
         })
@@ -233,22 +272,25 @@ pub struct InferArgs {
     /// The split to fetch and classify.
     #[arg(long, default_value = "test")]
     pub split: String,
-    /// Only the first N items of the split [default: all].
+    /// Only the first N items of the split, 1 to 4294967295 (all of them if the split has fewer) [default: all].
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Items per request.
+    /// Items per request (at most 1048576; the server's max_batch caps it too).
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
-    /// Requests in flight at once.
+    /// Requests in flight at once (at most 1024).
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// Per-request timeout, seconds (at most 86400).
+    #[arg(long, default_value_t = 60.0)]
+    pub timeout_s: f64,
     /// Ask the server for zstd-compressed payloads.
     #[arg(long)]
     pub zstd: bool,
-    /// Simulate a link of this rate, e.g. 10MB/s, 100Mbit/s [default: no limit].
+    /// Simulate a link of this rate, e.g. 10MB/s, 100Mbit/s; at least 1kB/s [default: no limit].
     #[arg(long)]
     pub bandwidth: Option<String>,
-    /// Items per forward pass; the trainer's evaluation batch (1000) gives bit-identical predictions.
+    /// Items per forward pass (at most 1048576); the trainer's evaluation batch (1000) gives bit-identical predictions.
     #[arg(long, default_value_t = 1000)]
     pub eval_batch_size: usize,
     /// Write each item's predicted class to this CSV file (index,label,prediction).
@@ -259,25 +301,41 @@ pub struct InferArgs {
     pub json: bool,
 }
 
+/// Slowest `--bandwidth` accepted, bytes per second: at 1 kB/s (8 kbit/s,
+/// slower than a 1990s modem) Fashion-MNIST's test set at Q = 0.05 (10,000
+/// items of 41 bytes) already takes 7 minutes; slower rates measure nothing
+/// but waiting (and each request must still finish within `--timeout-s`).
+pub const MIN_BANDWIDTH_BYTES_PER_S: f64 = 1e3;
+
 impl InferArgs {
+    /// The validated `--limit`: items are named by 32-bit indices, so at
+    /// most 2^32 - 1 (more used to wrap around to 0).
+    pub fn item_limit(&self) -> Result<Option<usize>> {
+        self.limit
+            .map(|n| within("limit", n, 1..=u32::MAX as usize))
+            .transpose()
+    }
+
     /// The validated client settings.
     pub fn client_config(&self) -> Result<ClientConfig> {
-        if self.batch_size == 0 {
-            return Err(Error::config("batch-size", 0, "must be at least 1"));
-        }
-        if self.concurrency == 0 {
-            return Err(Error::config("concurrency", 0, "must be at least 1"));
-        }
-        if self.eval_batch_size == 0 {
-            return Err(Error::config("eval-batch-size", 0, "must be at least 1"));
-        }
+        within("eval-batch-size", self.eval_batch_size, 1..=1 << 20)?;
         let bandwidth = self.bandwidth.as_deref().map(str::parse::<Bandwidth>).transpose()?;
+        if let Some(b) = bandwidth
+            && b.bytes_per_s() < MIN_BANDWIDTH_BYTES_PER_S
+        {
+            return Err(Error::config(
+                "bandwidth",
+                b,
+                "below the floor of 1 kB/s: a transfer would take hours (give at least 1kB/s, or 8kbit/s)",
+            ));
+        }
         Ok(ClientConfig {
             base_url: self.server.trim_end_matches('/').to_string(),
-            batch_size: self.batch_size,
-            concurrency: self.concurrency,
+            batch_size: within("batch-size", self.batch_size, 1..=1 << 20)?,
+            concurrency: within("concurrency", self.concurrency, 1..=1024)?,
             zstd: self.zstd,
             bandwidth,
+            timeout: seconds("timeout-s", self.timeout_s)?,
             progress: !self.json,
             ..ClientConfig::default()
         })

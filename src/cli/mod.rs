@@ -442,27 +442,52 @@ pub struct BenchArgs {
     /// train-epoch: also run each epoch through the training loop's data pipeline (the dataset's sampling and augmentation), alternating with the plain epochs, and report the ratio.
     #[arg(long)]
     pub compare_pipeline: bool,
-    /// serve: requests to send.
+    /// serve: requests to send (at most 10000000).
     #[arg(long, default_value_t = 10_000)]
     pub requests: usize,
-    /// serve: requests in flight at once.
+    /// serve: requests in flight at once (at most 1024).
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
-    /// serve: items per request (1 = GET one item, more = POST a batch).
+    /// serve: items per request (1 = GET one item, more = POST a batch; at most 1024, the server's max_batch).
     #[arg(long, default_value_t = 1)]
     pub items_per_request: usize,
     /// serve: ask for zstd-compressed payloads.
     #[arg(long)]
     pub zstd: bool,
-    /// serve: stop after this many seconds even if requests remain.
+    /// serve: stop after this many seconds even if requests remain (at most 3600).
     #[arg(long, default_value_t = 60.0)]
     pub max_seconds: f64,
+    /// serve: first hold this many stalled connections (heads or bodies that never finish) and time /health and item requests beside them (at most 1000; 0: skip).
+    #[arg(long, default_value_t = 0)]
+    pub stalled: usize,
     /// serve: an exported artifact to serve with its dataset's test split [default: a synthetic 28x28 dataset with a pixel mask at Q = 0.05].
     #[arg(long)]
     pub artifact: Option<PathBuf>,
     /// pack: minimum measured seconds per case.
     #[arg(long, default_value_t = 0.5)]
     pub min_seconds: f64,
+}
+
+impl BenchArgs {
+    /// The validated load test of `bench serve` (`--stalled` included, so
+    /// every flag of `bench serve` is checked before anything starts).
+    pub fn load_test_config(&self) -> Result<crate::transfer::bench::LoadTestConfig> {
+        use crate::cli::deploy::within;
+        if !(self.max_seconds.is_finite() && self.max_seconds > 0.0 && self.max_seconds <= 3600.0) {
+            return Err(Error::config("max-seconds", format!("{:?}", self.max_seconds), "must be a positive number of seconds, at most 3600"));
+        }
+        // Leaves room under the server's default 1024 connections for the
+        // timed requests.
+        within("stalled", self.stalled, 0..=1000)?;
+        Ok(crate::transfer::bench::LoadTestConfig {
+            requests: within("requests", self.requests, 1..=10_000_000)?,
+            concurrency: within("concurrency", self.concurrency, 1..=1024)?,
+            batch: within("items-per-request", self.items_per_request, 1..=1024)?,
+            zstd: self.zstd,
+            max_seconds: self.max_seconds,
+            ..crate::transfer::bench::LoadTestConfig::default()
+        })
+    }
 }
 
 /// Benchmarks.

@@ -13,8 +13,8 @@ use crate::masks::granularity::Granularity;
 use crate::deploy::export::export_run;
 use crate::deploy::infer::{BurnMasker, ClientModel};
 use crate::export::{Artifact, ArtifactMask, read_artifact};
-use crate::transfer::client::fetch_split_blocking;
-use crate::transfer::server::{ServerState, router, serve as serve_router, shutdown_signal};
+use crate::transfer::client::{Items, fetch_items_blocking};
+use crate::transfer::server::{ServerState, router, serve_with, shutdown_signal};
 
 /// `selmask export`.
 pub fn export(args: &ExportArgs) -> Result<()> {
@@ -87,6 +87,7 @@ pub fn ingest(args: &IngestArgs) -> Result<()> {
 /// `selmask serve`: blocks until Ctrl-C or SIGTERM.
 pub fn serve(args: &ServeArgs) -> Result<()> {
     let config = args.server_config()?;
+    let limits = args.connection_limits()?;
     let mut state = ServerState::new(config);
     let name = match (&args.dataset, &args.store) {
         (_, Some(store)) => state.add_store(store).with_context(|| format!("opening store {}", store.display()))?,
@@ -118,7 +119,7 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
         // The line scripts wait for: the URL, with the port actually bound.
         println!("serving {name} on http://{local} (Ctrl-C stops)");
         std::io::stdout().flush().ok();
-        serve_router(listener, router(Arc::new(state)), shutdown_signal()).await?;
+        serve_with(listener, router(Arc::new(state)), limits, shutdown_signal()).await?;
         anyhow::Ok(())
     })
 }
@@ -167,13 +168,16 @@ pub struct InferReport {
 /// `selmask infer`.
 pub fn infer(args: &InferArgs) -> Result<()> {
     let config = args.client_config()?;
+    let limit = args.item_limit()?;
     let artifact =
         Arc::new(read_artifact(&args.artifact).with_context(|| format!("reading artifact {}", args.artifact.display()))?);
     let id = artifact_id(&args.artifact, args.artifact_id.as_deref())?;
     // Build the network first: a bad artifact fails before any transfer.
     let model = ClientModel::new(artifact.clone()).context("building the artifact's network")?;
-    let indices = args.limit.map(|n| (0..n as u32).collect());
-    let fetched = fetch_split_blocking(config, &id, &artifact, &args.split, indices)
+    // The index list is made once the listing has been checked against the
+    // artifact (a listing may claim any number of items).
+    let items = limit.map_or(Items::All, Items::First);
+    let fetched = fetch_items_blocking(config, &id, &artifact, &args.split, items)
         .with_context(|| format!("fetching split '{}' from {}", args.split, args.server))?;
     let start = Instant::now();
     let predictions = model.predict(&fetched.batch, args.eval_batch_size)?;

@@ -1,9 +1,12 @@
-//! A link bandwidth, as given on the command line (`--bandwidth 10MB/s`).
+//! A link bandwidth, as given on the command line (`--bandwidth 10MB/s`,
+//! `--bandwidth 100Mbit/s`).
 //!
 //! Units are bytes per second with SI (`kB`, `MB`, `GB`: powers of 1000) or
-//! binary (`KiB`, `MiB`, `GiB`: powers of 1024) prefixes; `/s` is optional.
-//! A lowercase `b` (as in `Mb/s`) is refused rather than guessed: it usually
-//! means bits, and reading it as bytes would be off by a factor of 8.
+//! binary (`KiB`, `MiB`, `GiB`: powers of 1024) prefixes, or bits per second
+//! spelled out (`bit`, `kbit`, `Mbit`, `Gbit`, `Kibit`, `Mibit`, `Gibit`);
+//! `/s` is optional. A bare lowercase `b` (as in `Mb/s`) is refused rather
+//! than guessed: it usually means bits, and reading it as bytes would be off
+//! by a factor of 8.
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,8 +19,8 @@ pub struct Bandwidth {
     bytes_per_s: f64,
 }
 
-/// Accepted units and their factors.
-const UNITS: [(&str, f64); 8] = [
+/// Accepted units and their factors (to bytes).
+const UNITS: [(&str, f64); 16] = [
     ("B", 1.0),
     ("kB", 1e3),
     ("KB", 1e3),
@@ -26,7 +29,18 @@ const UNITS: [(&str, f64); 8] = [
     ("KiB", 1024.0),
     ("MiB", 1024.0 * 1024.0),
     ("GiB", 1024.0 * 1024.0 * 1024.0),
+    ("bit", 1.0 / 8.0),
+    ("kbit", 1e3 / 8.0),
+    ("Kbit", 1e3 / 8.0),
+    ("Mbit", 1e6 / 8.0),
+    ("Gbit", 1e9 / 8.0),
+    ("Kibit", 1024.0 / 8.0),
+    ("Mibit", 1024.0 * 1024.0 / 8.0),
+    ("Gibit", 1024.0 * 1024.0 * 1024.0 / 8.0),
 ];
+
+/// The units, for messages.
+const UNIT_LIST: &str = "B, kB, MB, GB, KiB, MiB, GiB or bit, kbit, Mbit, Gbit, Kibit, Mibit, Gibit per second";
 
 impl Bandwidth {
     /// A bandwidth of `bytes_per_s`; `None` unless finite and positive.
@@ -63,12 +77,12 @@ impl FromStr for Bandwidth {
         let factor = match UNITS.iter().find(|(u, _)| *u == unit) {
             Some((_, f)) => *f,
             None if unit.ends_with('b') => {
-                return Err(err(
-                    "a lowercase 'b' means bits; give bytes: B, kB, MB, GB, KiB, MiB, GiB per second",
-                ));
+                return Err(err(&format!(
+                    "a lowercase 'b' means bits; spell bits out (e.g. Mbit/s) or give bytes: {UNIT_LIST}"
+                )));
             }
-            None if unit.is_empty() => return Err(err("missing unit: B, kB, MB, GB, KiB, MiB, GiB per second")),
-            None => return Err(err("unknown unit; use B, kB, MB, GB, KiB, MiB, GiB per second")),
+            None if unit.is_empty() => return Err(err(&format!("missing unit: {UNIT_LIST}"))),
+            None => return Err(err(&format!("unknown unit; use {UNIT_LIST}"))),
         };
         Bandwidth::from_bytes_per_s(value * factor).ok_or_else(|| err("must be positive and finite"))
     }
@@ -115,6 +129,11 @@ mod tests {
         assert_eq!(bps(" 10 MB/s "), 10e6);
         assert_eq!(bps("10MB"), 10e6);
         assert_eq!(bps("10MBps"), 10e6);
+        // Bits, spelled out (the example of `infer --help`).
+        assert_eq!(bps("100Mbit/s"), 12.5e6);
+        assert_eq!(bps("8bit/s"), 1.0);
+        assert_eq!(bps("1Gbit/s"), 125e6);
+        assert_eq!(bps("8Kibit/s"), 1024.0);
     }
 
     #[test]

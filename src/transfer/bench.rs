@@ -17,7 +17,7 @@ use crate::transfer::fixtures;
 use crate::masks::granularity::Granularity;
 use crate::transfer::codec::{self, ItemRef, StaticPlan};
 use crate::error::{Error, Result};
-use crate::transfer::server::{ServerConfig, ServerState, router, serve};
+use crate::transfer::server::{ConnectionLimits, ServerConfig, ServerState, router, serve, serve_with};
 
 /// Settings of [`pack_throughput`].
 #[derive(Debug, Clone, PartialEq)]
@@ -446,6 +446,226 @@ pub fn load_test_blocking(
 ) -> Result<LoadTestResult> {
     crate::transfer::client::blocking_runtime("load_test_blocking")?.block_on(load_test(
         state,
+        artifact_id,
+        split,
+        config,
+    ))
+}
+
+/// Settings of [`stalled_clients`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct StalledConfig {
+    /// Stalled connections to hold: half send a request head announcing a
+    /// 100-byte body and only 5 bytes of it, half send part of a head.
+    pub stalled: usize,
+    /// Timed `/health` requests, and as many item requests, beside them.
+    pub probes: usize,
+    /// Hard stop, seconds: the check ends by itself.
+    pub max_seconds: f64,
+}
+
+impl Default for StalledConfig {
+    fn default() -> Self {
+        StalledConfig {
+            stalled: 200,
+            probes: 20,
+            max_seconds: 60.0,
+        }
+    }
+}
+
+/// Result of [`stalled_clients`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StalledResult {
+    /// Stalled connections opened and held while the requests were timed.
+    pub stalled: usize,
+    /// `/health` requests answered 200 (of `probes`).
+    pub health_ok: usize,
+    /// Median `/health` latency, milliseconds (new connection each time).
+    pub health_p50_ms: f64,
+    /// Slowest `/health` request, milliseconds.
+    pub health_max_ms: f64,
+    /// Item requests (`GET` one item) answered 200 (of `probes`).
+    pub item_ok: usize,
+    /// Median item latency, milliseconds (new connection each time).
+    pub item_p50_ms: f64,
+    /// Slowest item request, milliseconds.
+    pub item_max_ms: f64,
+    /// Requests of each kind sent.
+    pub probes: usize,
+    /// Stalled connections the server closed while the check waited (the
+    /// longer of its header and body timeouts, plus 2 s; capped by
+    /// `max_seconds`).
+    pub stalled_closed: usize,
+    /// When the last of those was closed, seconds after the stalled
+    /// connections were opened.
+    pub last_closed_s: f64,
+    /// The first failed request, if any.
+    pub first_error: Option<String>,
+    /// Duration of the whole check, seconds.
+    pub elapsed_s: f64,
+}
+
+/// Starts the server of `state` under `limits` on 127.0.0.1 (loopback
+/// only), opens `config.stalled` connections that stall mid-head or
+/// mid-body, then times `/health` and single-item requests of `split`
+/// under `artifact_id` (each on a new connection) while those are held, and
+/// finally counts the stalled connections the server closed by itself.
+/// Bounded in count and in time (`max_seconds`).
+pub async fn stalled_clients(
+    state: ServerState,
+    limits: ConnectionLimits,
+    artifact_id: &str,
+    split: &str,
+    config: &StalledConfig,
+) -> Result<StalledResult> {
+    use std::io::{Read, Write};
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(config.max_seconds.clamp(1.0, 3600.0));
+    let body_timeout = state.config().body_read_timeout;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|e| Error::io("127.0.0.1:0", e))?;
+    let addr = listener.local_addr().map_err(|e| Error::io("127.0.0.1:0", e))?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_with(listener, router(Arc::new(state)), limits, async move {
+        let _ = stop_rx.await;
+    }));
+
+    // Blocking sockets on the blocking pool: they only connect and write a
+    // few bytes each, on loopback.
+    let (n, path) = (config.stalled, format!("/v1/artifacts/{artifact_id}/items/{split}"));
+    let stalled = tokio::task::spawn_blocking(move || -> Result<Vec<std::net::TcpStream>> {
+        (0..n)
+            .map(|k| {
+                let mut s = std::net::TcpStream::connect(addr).map_err(|e| Error::io(addr.to_string(), e))?;
+                let bytes = if k % 2 == 0 {
+                    format!("POST {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"ind")
+                } else {
+                    format!("POST {path} HTTP/1.1\r\nhost: be")
+                };
+                s.write_all(bytes.as_bytes()).map_err(|e| Error::io(addr.to_string(), e))?;
+                Ok(s)
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| bench_err("stalled", format!("opening connections failed: {e}")))??;
+    let opened = Instant::now();
+    // Let the server accept them and start waiting on every one.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // No idle connections kept: every request connects anew, as a monitor
+    // or a new client would, so the accept path is timed too.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(0)
+        .build()
+        .map_err(|source| Error::Http {
+            url: addr.to_string(),
+            source,
+        })?;
+    let (mut health, mut item) = (Vec::new(), Vec::new());
+    let (mut health_ok, mut item_ok) = (0, 0);
+    let mut first_error = None;
+    let mut probes = 0;
+    while probes < config.probes && Instant::now() < deadline {
+        probes += 1;
+        for (url, lat, ok) in [
+            (format!("http://{addr}/health"), &mut health, &mut health_ok),
+            (format!("http://{addr}/v1/artifacts/{artifact_id}/items/{split}/{}", probes % 7), &mut item, &mut item_ok),
+        ] {
+            let t = Instant::now();
+            let got = async {
+                let resp = http.get(&url).send().await.map_err(|e| format!("{url}: {e}"))?;
+                let status = resp.status();
+                resp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+                if status.is_success() { Ok(()) } else { Err(format!("{url}: status {status}")) }
+            }
+            .await;
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
+            match got {
+                Ok(()) => *ok += 1,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+    }
+
+    // The server closes stalled bodies after its body timeout (with a 408)
+    // and stalled heads after its header timeout.
+    let wait = limits.header_read_timeout.max(body_timeout) + Duration::from_secs(2);
+    let until = (Instant::now() + wait).min(deadline);
+    let stalled_count = stalled.len();
+    let (stalled_closed, last_closed) = tokio::task::spawn_blocking(move || {
+        let (mut closed, mut last) = (0, opened);
+        let mut buf = [0u8; 4096];
+        for mut s in stalled {
+            loop {
+                // Past `until`, 1 ms: a closed socket still reads EOF at once.
+                let left = until.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+                if s.set_read_timeout(Some(left)).is_err() {
+                    break;
+                }
+                match s.read(&mut buf) {
+                    Ok(0) => {}
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+                    Err(_) => break,
+                }
+                closed += 1;
+                last = last.max(Instant::now());
+                break;
+            }
+        }
+        (closed, last)
+    })
+    .await
+    .map_err(|e| bench_err("stalled", format!("watching connections failed: {e}")))?;
+
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(Duration::from_secs(10), server).await {
+        Ok(Ok(r)) => r?,
+        Ok(Err(e)) => return Err(bench_err("stalled", format!("server task failed: {e}"))),
+        Err(_) => return Err(bench_err("stalled", "server did not shut down within 10 s")),
+    }
+    let stats = |v: &mut Vec<f64>| -> (f64, f64) {
+        v.sort_by(f64::total_cmp);
+        match v.len() {
+            0 => (0.0, 0.0),
+            n => (v[(n - 1) / 2], v[n - 1]),
+        }
+    };
+    let ((health_p50_ms, health_max_ms), (item_p50_ms, item_max_ms)) = (stats(&mut health), stats(&mut item));
+    Ok(StalledResult {
+        stalled: stalled_count,
+        health_ok,
+        health_p50_ms,
+        health_max_ms,
+        item_ok,
+        item_p50_ms,
+        item_max_ms,
+        probes,
+        stalled_closed,
+        last_closed_s: last_closed.saturating_duration_since(opened).as_secs_f64(),
+        first_error,
+        elapsed_s: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// [`stalled_clients`] for synchronous callers (own two-thread runtime).
+pub fn stalled_clients_blocking(
+    state: ServerState,
+    limits: ConnectionLimits,
+    artifact_id: &str,
+    split: &str,
+    config: &StalledConfig,
+) -> Result<StalledResult> {
+    crate::transfer::client::blocking_runtime("stalled_clients_blocking")?.block_on(stalled_clients(
+        state,
+        limits,
         artifact_id,
         split,
         config,

@@ -18,6 +18,16 @@
 //! payloads, and counts them apart (`label_bytes`, `label_http_header_bytes`).
 //! They stay out of `wire_bytes`, `elapsed_s` and the simulated link, which
 //! all describe the data a deployment would move.
+//!
+//! The client does not trust the server's sizes: every response body is
+//! read in chunks and cut off once it passes the size its request implies
+//! (an item payload: the header plus the selected values of the items
+//! asked for; zstd payloads are decoded into at most that many bytes), and
+//! a `Content-Length` above it fails before any of the body is read. The
+//! listing is checked against the local artifact (shape, dtype, selected
+//! values) and against what the client can hold (32-bit item indices,
+//! [`ClientConfig::max_decoded_bytes`]) before anything is allocated for
+//! the split.
 
 use std::future::Future;
 use std::io::IsTerminal;
@@ -30,7 +40,7 @@ use reqwest::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap
 use serde::Serialize;
 
 use crate::data::Pixels;
-use crate::export::format::Artifact;
+use crate::export::format::{Artifact, StoredDtype};
 use crate::transfer::api::{ErrorBody, Health, ItemsRequest, LabelsResponse, Listing};
 use crate::transfer::bandwidth::Bandwidth;
 use crate::transfer::codec::{self, DecodedBatch, Selection};
@@ -56,6 +66,10 @@ pub struct ClientConfig {
     /// Also fetch the items' labels (default true; needed for evaluation,
     /// not for inference). Without them `DecodedBatch::labels` is empty.
     pub labels: bool,
+    /// Most bytes of decoded (dense) values one fetch may hold; a listing
+    /// that implies more is refused before anything is allocated (default:
+    /// the machine's physical memory, 64 GiB where it is unknown).
+    pub max_decoded_bytes: u64,
 }
 
 impl Default for ClientConfig {
@@ -69,6 +83,7 @@ impl Default for ClientConfig {
             timeout: Duration::from_secs(60),
             progress: true,
             labels: true,
+            max_decoded_bytes: physical_memory_bytes().unwrap_or(64 << 30),
         }
     }
 }
@@ -152,12 +167,109 @@ struct Throttle {
 
 impl Throttle {
     /// Accounts `n` more bytes and sleeps until the link could have
-    /// delivered everything so far.
-    async fn consume(&self, n: u64) {
-        let total = self.received.fetch_add(n, Ordering::Relaxed) + n;
-        let due = self.start + Duration::from_secs_f64(total as f64 / self.bytes_per_s);
+    /// delivered everything so far; fails at once instead when that is past
+    /// `deadline` (when the request times out), so a slow simulated link
+    /// ends in an error naming the rate, not in a sleep of hours.
+    async fn consume(&self, n: u64, url: &str, deadline: Instant, timeout: Duration) -> Result<()> {
+        let total = self.received.fetch_add(n, Ordering::Relaxed).saturating_add(n);
+        let secs = total as f64 / self.bytes_per_s;
+        let due = Duration::try_from_secs_f64(secs)
+            .ok()
+            .and_then(|d| self.start.checked_add(d))
+            .filter(|due| *due <= deadline);
+        let Some(due) = due else {
+            return Err(Error::Mismatch {
+                url: url.to_string(),
+                reason: format!(
+                    "at the simulated {} the {total} bytes received so far take {secs:.1} s, but this request times out {:.1} s into the transfer (timeout {} s per request); raise the bandwidth or lower the batch size",
+                    Bandwidth::from_bytes_per_s(self.bytes_per_s).map_or_else(|| format!("{} B/s", self.bytes_per_s), |b| b.to_string()),
+                    deadline.saturating_duration_since(self.start).as_secs_f64(),
+                    timeout.as_secs_f64(),
+                ),
+            });
+        };
         tokio::time::sleep_until(due.into()).await;
+        Ok(())
     }
+}
+
+/// Largest `/health` body accepted (it is `{"status":"ok"}`).
+const HEALTH_MAX_BYTES: u64 = 4 << 10;
+/// Largest listing accepted: a few hundred bytes per dataset and artifact,
+/// so 4 MiB is thousands of them.
+const LISTING_MAX_BYTES: u64 = 4 << 20;
+/// Most bytes of an error body read (the message is a line of JSON); the
+/// rest is left unread.
+const ERROR_BODY_MAX_BYTES: u64 = 64 << 10;
+
+/// Reads `resp`'s body, refusing a `Content-Length` above `limit` before
+/// reading and stopping once more than `limit` bytes arrived; `what` says
+/// where the limit comes from. With a throttle, every chunk is paced.
+async fn read_capped(
+    mut resp: reqwest::Response,
+    url: &str,
+    limit: u64,
+    what: &str,
+    throttle: Option<(&Throttle, Instant, Duration)>,
+) -> Result<Vec<u8>> {
+    if let Some(declared) = resp.content_length()
+        && declared > limit
+    {
+        return Err(Error::ResponseTooLarge {
+            url: url.to_string(),
+            size: format!("declares {declared} bytes (content-length)"),
+            limit,
+            what: what.to_string(),
+        });
+    }
+    // The declared length is within the limit here (or absent): reserve it.
+    let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0).min(limit) as usize);
+    while let Some(chunk) = resp.chunk().await.map_err(|source| Error::Http {
+        url: url.to_string(),
+        source,
+    })? {
+        if body.len() as u64 + chunk.len() as u64 > limit {
+            return Err(Error::ResponseTooLarge {
+                url: url.to_string(),
+                size: format!("sent at least {} bytes", body.len() as u64 + chunk.len() as u64),
+                limit,
+                what: what.to_string(),
+            });
+        }
+        body.extend_from_slice(&chunk);
+        if let Some((t, deadline, timeout)) = throttle {
+            t.consume(chunk.len() as u64, url, deadline, timeout).await?;
+        }
+    }
+    Ok(body)
+}
+
+/// Reads at most [`ERROR_BODY_MAX_BYTES`] of an error response's body (a
+/// longer one is cut, not refused: the status is the news).
+async fn read_error_body(mut resp: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = ERROR_BODY_MAX_BYTES as usize - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= ERROR_BODY_MAX_BYTES as usize {
+            break;
+        }
+    }
+    body
+}
+
+/// `MemTotal` of `/proc/meminfo`, bytes (Linux only).
+fn physical_memory_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    kib.checked_mul(1024)
 }
 
 /// Bytes of one response.
@@ -212,20 +324,17 @@ impl TransferClient {
         format!("{}{path}", self.base)
     }
 
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str, limit: u64, what: &str) -> Result<T> {
         let url = self.url(path);
         let resp = self.http.get(&url).send().await.map_err(|source| Error::Http {
             url: url.clone(),
             source,
         })?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|source| Error::Http {
-            url: url.clone(),
-            source,
-        })?;
         if !status.is_success() {
-            return Err(status_error(&url, status, &body));
+            return Err(status_error(&url, status, &read_error_body(resp).await));
         }
+        let body = read_capped(resp, &url, limit, what, None).await?;
         serde_json::from_slice(&body).map_err(|e| Error::Mismatch {
             url,
             reason: format!("unexpected json: {e}"),
@@ -234,12 +343,12 @@ impl TransferClient {
 
     /// `GET /health`.
     pub async fn health(&self) -> Result<Health> {
-        self.get_json("/health").await
+        self.get_json("/health", HEALTH_MAX_BYTES, "a health answer").await
     }
 
     /// `GET /v1/datasets`.
     pub async fn listing(&self) -> Result<Listing> {
-        self.get_json("/v1/datasets").await
+        self.get_json("/v1/datasets", LISTING_MAX_BYTES, "a listing").await
     }
 
     /// Fetches one batch (`POST`) and decodes it as the answer to
@@ -251,8 +360,9 @@ impl TransferClient {
         indices: &[u32],
         selection: &Selection,
     ) -> Result<DecodedBatch> {
+        // The dtype is not known here: allow the widest.
         Ok(self
-            .fetch_batch_counted(artifact_id, split, indices, selection, None)
+            .fetch_batch_counted(artifact_id, split, indices, selection, StoredDtype::F32, None)
             .await?
             .0)
     }
@@ -263,6 +373,7 @@ impl TransferClient {
         split: &str,
         indices: &[u32],
         selection: &Selection,
+        dtype: StoredDtype,
         throttle: Option<&Throttle>,
     ) -> Result<(DecodedBatch, ResponseBytes)> {
         let url = self.url(&format!("/v1/artifacts/{artifact_id}/items/{split}"));
@@ -277,7 +388,8 @@ impl TransferClient {
             url: url.clone(),
             source,
         };
-        let mut resp = req.send().await.map_err(http_err)?;
+        let deadline = Instant::now() + self.config.timeout;
+        let resp = req.send().await.map_err(http_err)?;
         let status = resp.status();
         let mut bytes = ResponseBytes {
             headers: header_bytes(status, resp.headers()),
@@ -288,7 +400,7 @@ impl TransferClient {
             ..Default::default()
         };
         if let Some(t) = throttle {
-            t.consume(bytes.headers).await;
+            t.consume(bytes.headers, &url, deadline, self.config.timeout).await?;
         }
         let zstd = resp
             .headers()
@@ -298,17 +410,25 @@ impl TransferClient {
             .headers()
             .get(CONTENT_TYPE)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        let mut wire = Vec::with_capacity(resp.content_length().unwrap_or(0).min(1 << 26) as usize);
-        while let Some(chunk) = resp.chunk().await.map_err(http_err)? {
-            wire.extend_from_slice(&chunk);
-            if let Some(t) = throttle {
-                t.consume(chunk.len() as u64).await;
-            }
-        }
-        bytes.wire = wire.len() as u64;
         if !status.is_success() {
-            return Err(status_error(&url, status, &wire));
+            return Err(status_error(&url, status, &read_error_body(resp).await));
         }
+        // The largest payload these items can be under the selection (exact
+        // for static masks); a zstd body is smaller (the server sends
+        // identity when compression does not pay).
+        let max_payload = selection.max_payload_bytes(dtype, indices.len());
+        let what = format!(
+            "the payload of {} items of {} {} values at most, with its {}-byte header",
+            indices.len(),
+            match selection {
+                Selection::Static(p) => p.n_selected(),
+                Selection::Dynamic(l) => l.n_values(),
+            },
+            dtype.as_str(),
+            codec::HEADER_BYTES
+        );
+        let wire = read_capped(resp, &url, max_payload as u64, &what, throttle.map(|t| (t, deadline, self.config.timeout))).await?;
+        bytes.wire = wire.len() as u64;
         if content_type.as_deref() != Some(codec::CONTENT_TYPE) {
             return Err(Error::Mismatch {
                 url,
@@ -316,10 +436,11 @@ impl TransferClient {
             });
         }
         let payload = if zstd {
-            // Bound decompression by the largest payload this batch can be
-            // (f32: the widest dtype), so a hostile stream cannot balloon.
-            let limit = selection.max_payload_bytes(crate::export::format::StoredDtype::F32, indices.len());
-            zstd::bulk::decompress(&wire, limit).map_err(|e| Error::payload(format!("zstd: {e}")))?
+            // Bound decompression by the largest payload this batch can be,
+            // so a hostile stream cannot balloon.
+            zstd::bulk::decompress(&wire, max_payload).map_err(|e| {
+                Error::payload(format!("{url}: zstd payload does not decode into {max_payload} bytes ({what}): {e}"))
+            })?
         } else {
             wire
         };
@@ -353,10 +474,13 @@ impl TransferClient {
         let resp = self.http.post(&url).json(&body).send().await.map_err(http_err)?;
         let status = resp.status();
         let headers = header_bytes(status, resp.headers());
-        let body = resp.bytes().await.map_err(http_err)?;
         if !status.is_success() {
-            return Err(status_error(&url, status, &body));
+            return Err(status_error(&url, status, &read_error_body(resp).await));
         }
+        // `{"labels":[...]}`: at most 5 digits and a comma per label.
+        let limit = 16 + 6 * indices.len() as u64;
+        let what = format!("{} labels of at most 5 digits", indices.len());
+        let body = read_capped(resp, &url, limit, &what, None).await?;
         let bytes = ResponseBytes {
             wire: body.len() as u64,
             payload: body.len() as u64,
@@ -386,6 +510,22 @@ impl TransferClient {
         split: &str,
         indices: Option<Vec<u32>>,
     ) -> Result<Fetched> {
+        let items = match indices {
+            Some(v) => Items::These(v),
+            None => Items::All,
+        };
+        self.fetch_items(artifact_id, artifact, split, items).await
+    }
+
+    /// [`TransferClient::fetch_split`] for `items` of the split: the index
+    /// list is made only once the listing has been checked.
+    pub async fn fetch_items(
+        &self,
+        artifact_id: &str,
+        artifact: &Artifact,
+        split: &str,
+        items: Items,
+    ) -> Result<Fetched> {
         let listing_url = self.url("/v1/datasets");
         let listing = self.listing().await?;
         let served = listing
@@ -407,21 +547,73 @@ impl TransferClient {
                 ),
             });
         }
-        let n_items = listing
+        let selection = Arc::new(Selection::for_artifact(artifact)?);
+        let mismatch = |reason: String| Error::Mismatch {
+            url: listing_url.clone(),
+            reason,
+        };
+        let m = &artifact.manifest.dataset;
+        let dataset = listing
             .datasets
             .iter()
             .find(|d| d.name == served.dataset)
-            .and_then(|d| d.splits.iter().find(|s| s.name == split))
+            .ok_or_else(|| mismatch(format!("artifact '{artifact_id}' selects from dataset '{}', which the server does not list", served.dataset)))?;
+        if dataset.shape != m.shape || dataset.dtype != m.dtype || served.values_per_item != m.values_per_item() {
+            return Err(mismatch(format!(
+                "dataset '{}' has shape {:?} {} ({} values per item) on the server, the artifact was made for shape {:?} {}",
+                dataset.name,
+                dataset.shape,
+                dataset.dtype.as_str(),
+                served.values_per_item,
+                m.shape,
+                m.dtype.as_str()
+            )));
+        }
+        if let Selection::Static(plan) = &*selection
+            && served.selected_values != Some(plan.n_selected())
+        {
+            return Err(mismatch(format!(
+                "artifact '{artifact_id}' sends {} selected values per item on the server, the local artifact selects {}",
+                served.selected_values.map_or("no fixed number of".into(), |n| n.to_string()),
+                plan.n_selected()
+            )));
+        }
+        let n_items = dataset
+            .splits
+            .iter()
+            .find(|s| s.name == split)
             .map(|s| s.items)
-            .ok_or_else(|| Error::Mismatch {
-                url: listing_url.clone(),
-                reason: format!("dataset '{}' has no split '{split}' on the server", served.dataset),
-            })?;
-        let indices = match indices {
-            Some(v) => v,
-            None => (0..u32::try_from(n_items).unwrap_or(u32::MAX)).collect(),
+            .ok_or_else(|| mismatch(format!("dataset '{}' has no split '{split}' on the server", served.dataset)))?;
+        // Item indices are 32-bit on the wire (and in the server).
+        let n_items = u32::try_from(n_items).map_err(|_| {
+            mismatch(format!(
+                "split '{split}' lists {n_items} items, more than the {} that 32-bit item indices can name",
+                u32::MAX
+            ))
+        })?;
+        let count = match &items {
+            Items::All => n_items as usize,
+            Items::First(n) => (*n).min(n_items as usize),
+            Items::These(v) => v.len(),
         };
-        let selection = Arc::new(Selection::for_artifact(artifact)?);
+        let decoded = count as u128 * m.values_per_item() as u128 * m.dtype.value_bytes() as u128;
+        if decoded > self.config.max_decoded_bytes as u128 {
+            return Err(mismatch(format!(
+                "split '{split}' lists {n_items} items; {count} of them are {decoded} bytes decoded ({} {} values each), more than the client's limit of {} bytes; ask for fewer items",
+                m.values_per_item(),
+                m.dtype.as_str(),
+                self.config.max_decoded_bytes
+            )));
+        }
+        let indices = match items {
+            Items::All | Items::First(_) => (0..count as u32).collect(),
+            Items::These(v) => {
+                if let Some(&i) = v.iter().find(|&&i| i >= n_items) {
+                    return Err(mismatch(format!("item index {i} is past the {n_items} items of split '{split}'")));
+                }
+                v
+            }
+        };
         let batch_size = self.config.batch_size.clamp(1, listing.limits.max_batch.max(1));
         let chunks: Arc<Vec<Vec<u32>>> = Arc::new(indices.chunks(batch_size).map(<[u32]>::to_vec).collect());
         let concurrency = self.config.concurrency.max(1).min(chunks.len().max(1));
@@ -446,6 +638,7 @@ impl TransferClient {
                 received: AtomicU64::new(0),
             })
         });
+        let dtype = m.dtype;
         let parts = {
             let (client, chunks, selection) = (self.clone(), chunks.clone(), selection.clone());
             let (throttle, progress) = (throttle.clone(), progress.clone());
@@ -456,7 +649,7 @@ impl TransferClient {
                 async move {
                     let chunk = &chunks[k];
                     let r = client
-                        .fetch_batch_counted(&id, &split, chunk, &selection, throttle.as_deref())
+                        .fetch_batch_counted(&id, &split, chunk, &selection, dtype, throttle.as_deref())
                         .await?;
                     progress.inc(chunk.len() as u64);
                     Ok(r)
@@ -561,6 +754,17 @@ impl TransferClient {
     }
 }
 
+/// Which items of a split [`TransferClient::fetch_items`] fetches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Items {
+    /// All of them.
+    All,
+    /// The first `n` (all of them if the split has fewer).
+    First(usize),
+    /// These indices, in this order (duplicates allowed).
+    These(Vec<u32>),
+}
+
 /// Runs `fetch(k)` for `k` in `0..n` with at most `concurrency` in flight;
 /// returns the results in `k` order, or the first error.
 async fn run_chunks<T, F, Fut>(n: usize, concurrency: usize, fetch: F) -> Result<Vec<T>>
@@ -619,9 +823,25 @@ pub fn fetch_split_blocking(
     split: &str,
     indices: Option<Vec<u32>>,
 ) -> Result<Fetched> {
-    let runtime = blocking_runtime("fetch_split_blocking")?;
+    let items = match indices {
+        Some(v) => Items::These(v),
+        None => Items::All,
+    };
+    fetch_items_blocking(config, artifact_id, artifact, split, items)
+}
+
+/// [`TransferClient::fetch_items`] for synchronous callers (see
+/// [`fetch_split_blocking`]).
+pub fn fetch_items_blocking(
+    config: ClientConfig,
+    artifact_id: &str,
+    artifact: &Artifact,
+    split: &str,
+    items: Items,
+) -> Result<Fetched> {
+    let runtime = blocking_runtime("fetch_items_blocking")?;
     let client = TransferClient::new(config)?;
-    runtime.block_on(client.fetch_split(artifact_id, artifact, split, indices))
+    runtime.block_on(client.fetch_items(artifact_id, artifact, split, items))
 }
 
 /// A small multi-thread runtime for blocking entry points.

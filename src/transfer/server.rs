@@ -19,6 +19,16 @@
 //! by `CatchPanicLayer`), becomes a logged 500 and the server keeps serving.
 //! Limits: request body size, batch size, response size, a per-request
 //! timeout and a global bound on requests in flight.
+//!
+//! Slow or stalled clients: [`serve_with`] runs its own accept loop (axum's
+//! `serve` has no header-read timeout) with a bound on open connections, a
+//! deadline for each request head (which also closes idle keep-alive
+//! connections) and a deadline for every stalled response write. Request
+//! bodies are read, with their own deadline and size limit, before a
+//! request takes one of the `max_concurrency` slots, so clients that send a
+//! head and then stall hold a connection, never a slot; a `Content-Length`
+//! over the limit is answered 413 before any of the body is read. `/health`
+//! takes no slot at all.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -62,13 +72,19 @@ pub struct ServerConfig {
     /// Largest uncompressed payload one request may produce (default 256 MiB;
     /// 1024 full 384×384×3 u8 items are 453 MB).
     pub max_response_bytes: usize,
-    /// Per-request timeout (default 30 s), including time queued for a slot.
+    /// Per-request timeout (default 30 s), including time queued for a
+    /// slot; it starts once the body has arrived (see `body_read_timeout`).
     pub request_timeout: Duration,
     /// Requests handled at once; further ones wait (default 64).
     pub max_concurrency: usize,
     /// zstd level for `Accept-Encoding: zstd` (default 3: zstd's default,
     /// fast enough not to be the bottleneck of a 1 Gbit/s link).
     pub zstd_level: i32,
+    /// Longest time to receive a request's body (default 10 s; 1024
+    /// indices are ~12 kB, 0.1 s even at 1 Mbit/s). Bodies are read
+    /// before a request takes a slot, so this, not `request_timeout`, bounds
+    /// what a client that stalls its body can hold.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +96,7 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(30),
             max_concurrency: 64,
             zstd_level: 3,
+            body_read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -457,6 +474,16 @@ pub enum ApiError {
     /// A body over the size limit.
     #[error("request body over the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
+    /// A `Content-Length` over the size limit (answered before any of the
+    /// body is read).
+    #[error("request body of {declared} bytes (content-length) over the limit of {limit} bytes")]
+    DeclaredBodyTooLarge { declared: u64, limit: usize },
+    /// A body that did not arrive in time.
+    #[error("request body not received within {secs} s ({received} bytes arrived)")]
+    BodyTimeout { secs: f64, received: usize },
+    /// A body that could not be read (the connection broke, bad chunking).
+    #[error("request body could not be read: {reason}")]
+    BodyUnreadable { reason: String },
     /// More indices than allowed in one batch.
     #[error("batch of {n} indices over the limit of {limit}; split it")]
     BatchTooLarge { n: usize, limit: usize },
@@ -484,17 +511,19 @@ impl ApiError {
             ApiError::InvalidName { .. }
             | ApiError::BadPath { .. }
             | ApiError::InvalidIndex { .. }
-            | ApiError::MalformedJson { .. } => StatusCode::BAD_REQUEST,
+            | ApiError::MalformedJson { .. }
+            | ApiError::BodyUnreadable { .. } => StatusCode::BAD_REQUEST,
             ApiError::UnknownArtifact { .. }
             | ApiError::UnknownDataset { .. }
             | ApiError::UnknownSplit { .. }
             | ApiError::IndexOutOfRange { .. }
             | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            ApiError::BodyTooLarge { .. } | ApiError::BatchTooLarge { .. } | ApiError::ResponseTooLarge { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            ApiError::Timeout { .. } | ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::BodyTooLarge { .. }
+            | ApiError::DeclaredBodyTooLarge { .. }
+            | ApiError::BatchTooLarge { .. }
+            | ApiError::ResponseTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedContentType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -528,25 +557,27 @@ impl IntoResponse for ApiError {
 }
 
 /// Builds the application: routes, limits, timeout and panic handling.
+///
+/// Layers, outermost first: panics become 500s; the body is read (size
+/// limit, deadline) before anything else; then, for every route but
+/// `/health` and the fallbacks, the request timeout and the concurrency
+/// limit. `/health` answers without a slot, so a server whose slots are
+/// all busy still reports itself alive.
 pub fn router(state: Arc<ServerState>) -> Router {
     let timeout = state.config.request_timeout;
     let secs = timeout.as_secs_f64();
-    let max_body = state.config.max_body_bytes;
+    let body = BodyLimits {
+        max_bytes: state.config.max_body_bytes,
+        timeout: state.config.body_read_timeout,
+    };
     let concurrency = state.config.max_concurrency.max(1);
     Router::new()
-        .route("/health", get(health))
         .route("/v1/datasets", get(datasets))
         .route("/v1/artifacts/{id}/items/{split}/{index}", get(get_item))
         .route("/v1/artifacts/{id}/items/{split}", post(post_items))
         .route("/v1/datasets/{dataset}/labels/{split}", post(post_labels))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(
+        .route_layer(
             ServiceBuilder::new()
-                // Outermost: a panic anywhere below becomes a logged 500.
-                .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
                 .layer(HandleErrorLayer::new(move |err: BoxError| async move {
                     if err.is::<tower::timeout::error::Elapsed>() {
                         ApiError::Timeout { secs }
@@ -555,10 +586,113 @@ pub fn router(state: Arc<ServerState>) -> Router {
                     }
                 }))
                 .timeout(timeout)
-                // Shared by every route: at most `concurrency` requests are
+                // Shared by these routes: at most `concurrency` requests are
                 // handled at once, the rest wait (inside the timeout).
                 .layer(tower::limit::GlobalConcurrencyLimitLayer::new(concurrency)),
         )
+        // Added after `route_layer`: outside the limit and the timeout.
+        .route("/health", get(health))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(body.max_bytes))
+        .layer(axum::middleware::from_fn_with_state(body, read_body_first))
+        // Outermost: a panic anywhere below becomes a logged 500.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+}
+
+/// Size and deadline of request bodies.
+#[derive(Debug, Clone, Copy)]
+struct BodyLimits {
+    max_bytes: usize,
+    timeout: Duration,
+}
+
+/// Reads the whole request body before the request goes on (to a slot):
+/// a declared `Content-Length` over the limit is answered 413 at once,
+/// without reading; a body that grows past the limit 413; one that has not
+/// arrived within the deadline 408. Those answers close the connection
+/// (the rest of the body is never read).
+async fn read_body_first(
+    State(limits): State<BodyLimits>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if let Some(declared) = declared
+        && declared > limits.max_bytes as u64
+    {
+        return closing(ApiError::DeclaredBodyTooLarge {
+            declared,
+            limit: limits.max_bytes,
+        });
+    }
+    let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = CountedBody {
+        inner: http_body_util::Limited::new(body, limits.max_bytes),
+        received: received.clone(),
+    };
+    let collected = tokio::time::timeout(limits.timeout, http_body_util::BodyExt::collect(counted)).await;
+    let bytes = match collected {
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return closing(ApiError::BodyTooLarge { limit: limits.max_bytes });
+        }
+        Ok(Err(e)) => return closing(ApiError::BodyUnreadable { reason: e.to_string() }),
+        Err(_) => {
+            return closing(ApiError::BodyTimeout {
+                secs: limits.timeout.as_secs_f64(),
+                received: received.load(std::sync::atomic::Ordering::Relaxed),
+            });
+        }
+    };
+    next.run(axum::extract::Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// `error`'s response with `Connection: close`: the body was not read to
+/// its end, so the connection cannot carry another request.
+fn closing(error: ApiError) -> Response {
+    let mut response = error.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// A body that counts the data bytes it yields (for the 408 message).
+struct CountedBody<B> {
+    inner: B,
+    received: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<B: http_body::Body<Data = Bytes> + Unpin> http_body::Body for CountedBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, B::Error>>> {
+        let polled = http_body::Body::poll_frame(std::pin::Pin::new(&mut self.inner), cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.received.fetch_add(data.len(), std::sync::atomic::Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -571,20 +705,197 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets requests
-/// in flight finish.
+/// in flight finish; [`serve_with`] with the default [`ConnectionLimits`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let addr = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| "listener".into());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::io(addr, e))
+    serve_with(listener, app, ConnectionLimits::default(), shutdown).await
+}
+
+/// Limits of the connections [`serve_with`] accepts: what one slow or
+/// stalled client can hold is a connection, for a bounded time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConnectionLimits {
+    /// Longest wait for a request's head, from the moment the server waits
+    /// for it: on a new connection, and on a kept-alive one after each
+    /// response, so it is also the idle limit (default 10 s). The
+    /// connection is closed when it passes.
+    pub header_read_timeout: Duration,
+    /// Longest a response write may make no progress, i.e. the client reads
+    /// nothing while the socket buffers are full (default 30 s); then the
+    /// connection is closed and the response dropped, so a client that
+    /// stops reading cannot pin up to `max_response_bytes` in memory.
+    pub write_stall_timeout: Duration,
+    /// Connections open at once (default 1024); one more is closed as soon
+    /// as it is accepted. Each costs a socket and a few kB until a
+    /// request arrives.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            write_stall_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Serves `app` on `listener` (HTTP/1.1) under `limits` until `shutdown`
+/// resolves; then stops accepting, lets every connection finish the request
+/// it is handling, and returns once all are closed.
+///
+/// Accept errors (out of file descriptors, a connection reset before it was
+/// accepted) are logged and retried after a pause, never returned: the
+/// server outlives them.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let max = limits.max_connections.clamp(1, tokio::sync::Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+    let slots = Arc::new(tokio::sync::Semaphore::new(max));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut refused = 0u64;
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed; retrying in 100 ms");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            // Closed at once: a clear failure for the client, and the
+            // kernel's backlog does not fill with connections nobody serves.
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(%peer, refused, max, "connection limit reached; closing new connections");
+            }
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let io = hyper_util::rt::TokioIo::new(StallGuard::new(stream, limits.write_stall_timeout));
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .keep_alive(true)
+                .serve_connection(io, service);
+            let mut conn = std::pin::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                // Timeouts, resets and malformed requests: the client's doing.
+                tracing::debug!(%peer, error = %e, "connection closed with an error");
+            }
+            drop(permit);
+        });
+    }
+    let _ = stop_tx.send(true);
+    // Every connection gives its permit back when it closes.
+    let _ = slots.acquire_many(max as u32).await;
+    Ok(())
+}
+
+/// A socket whose writes fail once they have been blocked (the peer reads
+/// nothing, the buffers are full) for longer than `limit`.
+struct StallGuard {
+    inner: tokio::net::TcpStream,
+    limit: Duration,
+    stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl StallGuard {
+    fn new(inner: tokio::net::TcpStream, limit: Duration) -> Self {
+        StallGuard { inner, limit, stalled: None }
+    }
+
+    /// Maps a write's poll: progress clears the stall clock, `Pending`
+    /// starts it (or checks it), and past the limit the write fails.
+    fn guard<T>(&mut self, cx: &mut std::task::Context<'_>, polled: std::task::Poll<std::io::Result<T>>) -> std::task::Poll<std::io::Result<T>> {
+        use std::task::Poll;
+        match polled {
+            Poll::Pending => {
+                let limit = self.limit;
+                let sleep = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                if sleep.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("client read nothing for {} s", limit.as_secs_f64()),
+                    )))
+                } else {
+                    Poll::Pending
+                }
+            }
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for StallGuard {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut self.inner), cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for StallGuard {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = tokio::io::AsyncWrite::poll_write(std::pin::Pin::new(&mut self.inner), cx, buf);
+        self.guard(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = tokio::io::AsyncWrite::poll_write_vectored(std::pin::Pin::new(&mut self.inner), cx, bufs);
+        self.guard(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        tokio::io::AsyncWrite::is_write_vectored(&self.inner)
+    }
+
+    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        let polled = tokio::io::AsyncWrite::poll_flush(std::pin::Pin::new(&mut self.inner), cx);
+        self.guard(cx, polled)
+    }
+
+    fn poll_shutdown(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        let polled = tokio::io::AsyncWrite::poll_shutdown(std::pin::Pin::new(&mut self.inner), cx);
+        self.guard(cx, polled)
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM: pass to [`serve`] as its shutdown.
