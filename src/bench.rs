@@ -423,6 +423,9 @@ fn stalled(args: &BenchArgs, state: crate::transfer::server::ServerState, id: &s
 /// `bench pack`: [`crate::transfer::bench::pack_throughput`].
 fn pack(args: &BenchArgs) -> Result<()> {
     use crate::transfer::bench::{PackBenchConfig, pack_throughput};
+    if !(args.min_seconds.is_finite() && args.min_seconds > 0.0 && args.min_seconds <= 600.0) {
+        anyhow::bail!(crate::error::Error::config("min-seconds", args.min_seconds, "must be a positive number of seconds, at most 600"));
+    }
     let r = pack_throughput(&PackBenchConfig { min_seconds_per_case: args.min_seconds, ..PackBenchConfig::default() })?;
     if args.json {
         println!("{}", serde_json::to_string(&r)?);
