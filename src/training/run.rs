@@ -20,7 +20,7 @@ use super::progress::Progress;
 use super::step::{Learner, StepParams};
 use super::{SelectOn, TrainConfig};
 use crate::data::augment::Augmenter;
-use crate::data::batch::{TensorSplit, augment_rng, epoch_rng};
+use crate::data::batch::{HostBatch, TensorSplit, augment_rng, epoch_rng};
 use crate::data::ships::{FileSet, ListedDataset};
 use crate::data::split::{split_indices, train_val_split};
 use crate::data::versions::VersionsConfig;
@@ -181,6 +181,21 @@ impl TrainConfig {
         device: &Device,
         progress: &Progress,
     ) -> Result<(RunSummary, Learner)> {
+        self.fit_observed(data, run_dir, repeat, device, progress, &mut |_, _| {})
+    }
+
+    /// [`TrainConfig::fit_learner`], showing `observe` every training batch
+    /// as the step receives it (after sampling and augmentation) with its
+    /// epoch: how tests see what the loop does to the data.
+    pub fn fit_observed(
+        &self,
+        data: &PreparedData,
+        run_dir: &Path,
+        repeat: usize,
+        device: &Device,
+        progress: &Progress,
+        observe: &mut dyn FnMut(usize, &HostBatch),
+    ) -> Result<(RunSummary, Learner)> {
         self.validate()?;
         let [c, h, w] = self.prepared_shape(data.info.shape);
         let [dc, dh, dw] = data.train.shape();
@@ -296,6 +311,7 @@ impl TrainConfig {
             for (i, host) in data.train.host_batches(self.batch_size, &order).enumerate() {
                 let mut host = host?;
                 host.augment(&mut augmenter, &mut aug_rng);
+                observe(epoch, &host);
                 let batch = data.train.to_device(host);
                 if let Some(b) = &budget {
                     params.lambda = b.lambda();
