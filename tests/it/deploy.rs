@@ -189,7 +189,7 @@ fn export_errors_name_the_problem_and_keep_the_old_artifact() {
     let err = export_run(&ExportOptions { choice: PointChoice::Budget(0.0), ..opts.clone() }).unwrap_err().to_string();
     assert!(err.contains("max-q") && err.contains("Q intervals"), "{err}");
     let err = export_run(&ExportOptions { choice: PointChoice::Interval(0.001), ..opts.clone() }).unwrap_err().to_string();
-    assert!(err.contains("q") && err.contains("no checkpoint"), "{err}");
+    assert!(err.starts_with("invalid q = 0.001:") && err.contains("has no checkpoint there"), "{err}");
     // Not a run directory.
     let err = export_run(&ExportOptions { run_dir: dir.path().join("nope"), ..opts }).unwrap_err().to_string();
     assert!(err.contains("summary.json"), "{err}");
