@@ -11,12 +11,14 @@ use selmask::error::Error;
 use selmask::masks::granularity::Granularity;
 use selmask::masks::{Mask, MaskConfig};
 use selmask::models::NetworkConfig;
-use selmask::training::checkpoint::{SelectionModel, warmup_path};
+use selmask::deploy::weights::module_tensors;
+use selmask::training::checkpoint::{SelectionModel, load_warmup, warmup_path};
 use selmask::training::evaluate::evaluate;
 use selmask::training::metrics::{EpochMetrics, read_jsonl};
 use selmask::training::pretrain::pretrain;
 use selmask::training::progress::{Progress, Verbosity};
 use selmask::training::run::{PreparedData, RunSummary};
+use selmask::training::step::{Learner, StepParams};
 use selmask::util::read_json;
 
 use crate::fixtures::{device, small_synthetic, synthetic_config};
@@ -120,6 +122,22 @@ fn warm_up_network_and_optimiser_state_carry_over() {
     assert_eq!(meta.epochs, 2);
     assert!(meta.test_accuracy > 0.5, "{}", meta.test_accuracy);
 
+    // The optimiser comes back with its state (Adam's moments after two
+    // epochs), not as a fresh one: its record differs from a fresh one's,
+    // and one step from it moves the network differently.
+    let (warm_net, warm_optim, _) = load_warmup(&out, &config.network, config.optim.net(), &device).unwrap();
+    let fresh_bytes = config.optim.net().into_bytes().unwrap().to_vec();
+    assert_ne!(warm_optim.into_bytes().unwrap().to_vec(), fresh_bytes, "the warm-up's optimiser state is empty");
+    let batch = prepared.train.ordered(64).next().unwrap().unwrap();
+    let ce = burn::nn::loss::CrossEntropyLossConfig::new().init(&device);
+    let params = StepParams { lambda: 0.0, tau: 1.0, lr_net: config.optim.lr_net, lr_mask: 0.0, freeze_mask: true };
+    let step_from = |optim| {
+        let learner = Learner { net: warm_net.clone(), net_optim: optim, mask: None, mask_optim: config.optim.mask(), schedule: None };
+        module_tensors(&learner.step(batch.clone(), &ce, params).0.net)
+    };
+    let (with_state, fresh) = (step_from(warm_optim), step_from(config.optim.net()));
+    assert_ne!(with_state, fresh, "the loaded optimiser stepped as a fresh one");
+
     // A run from the warm-up starts where pretraining ended: its epoch-1
     // network (with only 1 epoch of masked training) beats a cold start.
     let mut warm = synthetic_config(&data, 1);
@@ -222,6 +240,7 @@ fn fine_tuning_a_checkpoint_keeps_its_mask_and_improves_the_network() {
         Some(Mask::Static(m)) => m.hard_mask(1.0).values,
         _ => panic!("a static mask"),
     };
+    let net_before = module_tensors(&before.net);
     let mask_before = hard(before.mask);
     assert_eq!(hard(learner.mask), mask_before);
     assert_eq!(tuned.curve.points.len(), 1);
@@ -231,6 +250,18 @@ fn fine_tuning_a_checkpoint_keeps_its_mask_and_improves_the_network() {
         "{:?} vs {:?}",
         tuned.curve.points[0].val_accuracy,
         point.val_accuracy
+    );
+    // The network did change (and learned): every layer moved, and the
+    // task loss fell over the fine-tuning epochs.
+    let net_after = module_tensors(&learner.net);
+    for (name, t) in &net_before {
+        assert_ne!(&net_after[name], t, "{name} unchanged by fine-tuning");
+    }
+    let tuned_metrics: Vec<EpochMetrics> = read_jsonl(&dir.path().join("tuned/metrics.jsonl")).unwrap();
+    assert!(
+        tuned_metrics[2].task_loss < tuned_metrics[0].task_loss,
+        "task loss while fine-tuning: {:?}",
+        tuned_metrics.iter().map(|m| m.task_loss).collect::<Vec<_>>()
     );
 
     // A run with another mask or network cannot start from it, and the
