@@ -371,9 +371,13 @@ mod tests {
         let b = to_npy_bytes("x", &[2], &[1u32, 2]).unwrap();
         let e = from_npy_bytes::<f32>("x.npy", &b).unwrap_err().to_string();
         assert!(e.contains("x.npy") && e.contains("'<u4'"), "{e}");
-        let fortran = String::from_utf8_lossy(&b).replace("False", "True ");
+        // (Bytes, not text: the magic string's \x93 is not UTF-8, and a lossy
+        // round trip through a string breaks the magic instead.)
+        let at = b.windows(5).position(|w| w == b"False").unwrap();
+        let mut fortran = b.clone();
+        fortran[at..at + 5].copy_from_slice(b"True ");
         let err = |bytes: &[u8]| from_npy_bytes::<u32>("x.npy", bytes).unwrap_err().to_string();
-        let e = err(fortran.as_bytes());
+        let e = err(&fortran);
         assert!(e.starts_with("x.npy: malformed npy: fortran_order is True"), "{e}");
         let e = err(&b[..b.len() - 1]);
         assert!(e.contains("shape [2] of '<u4' needs 8 data bytes, file has 7"), "{e}");

@@ -794,7 +794,7 @@ mod tests {
         let x = Tensor::<4>::random([3, 2, 4, 4], Distribution::Default, &device);
         let masked = p.forward(x.clone(), 1.0);
         assert_eq!(masked.x.dims(), [3, 1, 4, 4]);
-        let hard = p.hard_batch(x, 1.0);
+        let hard = p.hard_batch(x.clone(), 1.0);
         assert_eq!(hard.q.len(), 3);
         // g starts near zero: the bias picks the original everywhere.
         assert!(hard.q.iter().all(|&q| q == 1.0), "{:?}", hard.q);
@@ -816,6 +816,8 @@ mod tests {
         let XorLogits::Dynamic(d) = quality.logits else { unreachable!() };
         let logits = XorLogits::Dynamic(DynamicXorLogits { model: d.model.map(&mut Random), ..d });
         p.quality = Some(XorMask { logits, ..quality });
+        // Inputs of both signs: g's random weights then weigh each differently.
+        let x = Tensor::<4>::random([3, 2, 4, 4], Distribution::Normal(0.0, 1.0), &device);
         let hard = p.hard_batch(x.clone(), 1.0);
         let (xs, chosen) = (values(x), values(hard.x));
         // Per item, which pixels took the JPEG version (stack channel 1).

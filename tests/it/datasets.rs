@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use selmask::data::augment::AugmentConfig;
 use selmask::data::sampling::Sampling;
 use selmask::data::{Dataset, DatasetInfo, DatasetName, ImageSet, Pixels, cifar10, galaxy10, remote, ships, svhn};
+use selmask::training::SelectOn;
 use selmask::training::progress::{Progress, Verbosity};
 use selmask::training::run::PreparedData;
 use serde_json::Value;
@@ -86,7 +87,7 @@ fn pipeline_probe(config: &Value) -> (AugmentConfig, Sampling) {
     let info = DatasetInfo { name: DatasetName::Synthetic, shape: [1, SIDE, SIDE], n_classes: 2, mean: vec![0.0], std: vec![1.0] };
     let dataset = Dataset { info: info.clone(), train: set(train_labels.clone()), test: set(vec![0, 1, 0, 1]) };
     let mut train = crate::fixtures::config_for(&info, 3);
-    (train.augment, train.sampling, train.val_split, train.batch_size) = (augment, sampling, 0.0, 16);
+    (train.augment, train.sampling, train.val_split, train.select_on, train.batch_size) = (augment, sampling, 0.0, SelectOn::Test, 16);
     let device = crate::fixtures::device();
     let prepared = PreparedData::new(&dataset, train.val_split, train.seed, &device).unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -390,6 +390,12 @@ fn without_a_validation_split_the_test_split_selects() {
     let prepared = PreparedData::new(&data.dataset, config.val_split, config.seed, &device).unwrap();
     assert!(prepared.val.is_none());
     let dir = tempfile::tempdir().unwrap();
+    // Selecting on a validation split that is not there is refused, naming
+    // the way out.
+    let err = config.fit(&prepared, dir.path(), 0, &device, &quiet()).unwrap_err();
+    assert!(matches!(&err, Error::InvalidConfig { field, .. } if *field == "val-split"), "{err:?}");
+    assert!(err.to_string().contains("--select-on test"), "{err}");
+    config.select_on = selmask::training::SelectOn::Test;
     let summary = config.fit(&prepared, dir.path(), 0, &device, &quiet()).unwrap();
     let config_json: serde_json::Value = read_json(&dir.path().join("config.json")).unwrap();
     assert_eq!(config_json["split_sizes"]["val"], 0);
