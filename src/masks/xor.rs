@@ -816,8 +816,12 @@ mod tests {
         let XorLogits::Dynamic(d) = quality.logits else { unreachable!() };
         let logits = XorLogits::Dynamic(DynamicXorLogits { model: d.model.map(&mut Random), ..d });
         p.quality = Some(XorMask { logits, ..quality });
-        // Inputs of both signs: g's random weights then weigh each differently.
-        let x = Tensor::<4>::random([3, 2, 4, 4], Distribution::Normal(0.0, 1.0), &device);
+        // Items around -3, 0 and 3: the server's view is a max-pooled
+        // thumbnail, positive for zero-mean noise, so the items' levels are
+        // what g's random weights can tell apart.
+        let offsets: Vec<f32> = (0..3 * 32).map(|i| 3.0 * (i / 32) as f32 - 3.0).collect();
+        let offsets = Tensor::<4>::from_data(TensorData::new(offsets, [3, 2, 4, 4]), &device);
+        let x = Tensor::<4>::random([3, 2, 4, 4], Distribution::Normal(0.0, 1.0), &device) + offsets;
         let hard = p.hard_batch(x.clone(), 1.0);
         let (xs, chosen) = (values(x), values(hard.x));
         // Per item, which pixels took the JPEG version (stack channel 1).
@@ -832,7 +836,7 @@ mod tests {
                     .collect()
             })
             .collect();
-        assert!(picks[0] != picks[1] || picks[1] != picks[2], "the same selection for every input: {picks:?}");
+        assert!(picks[0] != picks[1] || picks[1] != picks[2], "the same selection for every input: {picks:?} (Q {:?})", hard.q);
         assert!(hard.q.iter().any(|&q| q != hard.q[0]), "the same Q for every input: {:?}", hard.q);
         assert!(hard.q.iter().all(|&q| (0.5..=1.0).contains(&q)), "{:?}", hard.q);
     }
