@@ -179,16 +179,41 @@ mod tests {
             let cli = Cli::from_arg_matches(&m).unwrap();
             let Command::Train(t) = cli.command else { panic!("{}: not a train command", p.name) };
             let sub = m.subcommand_matches("train").unwrap();
-            let shape = match t.data.dataset.as_str() {
-                "mnist" | "fashion_mnist" => [1, 28, 28],
-                "cifar10" | "svhn" => [3, 32, 32],
-                "galaxy10" => [3, 69, 69],
-                "remote" => [36, 35, 35],
-                _ => [3, 384, 384],
+            let (shape, classes, network) = match t.data.dataset.as_str() {
+                "mnist" | "fashion_mnist" => ([1, 28, 28], 10, "lenet5"),
+                "cifar10" | "svhn" => ([3, 32, 32], 10, "resnet20"),
+                "galaxy10" => ([3, 69, 69], 10, "resnet20-s2"),
+                "remote" => ([36, 35, 35], 13, "allconv"),
+                "ships" => ([3, 384, 384], 2, "squeezenet1_1"),
+                other => panic!("{}: unknown dataset {other}", p.name),
             };
-            // Datasets whose networks exist build a full configuration.
-            if matches!(t.data.dataset.as_str(), "mnist" | "fashion_mnist") && !p.name.starts_with("given") {
-                t.to_config(sub, shape, 10).unwrap_or_else(|e| panic!("{}: {e}", p.name));
+            // Every preset builds a valid configuration of the paper's
+            // network for its dataset's shape (the given baselines with an
+            // importance map of that shape).
+            let dir = tempfile::tempdir().unwrap();
+            let (t, sub) = if p.name.starts_with("given") {
+                let map = dir.path().join("importance.npy");
+                crate::masks::importance::write_npy(&map, &shape, &vec![0.5; shape.iter().product()]).unwrap();
+                argv = with_flag(argv, "given-mask-path", map.to_str().unwrap());
+                let m = Cli::command().try_get_matches_from(&argv).unwrap();
+                let Command::Train(t) = Cli::from_arg_matches(&m).unwrap().command else { unreachable!() };
+                (t, m.subcommand_matches("train").unwrap().clone())
+            } else {
+                (t, sub.clone())
+            };
+            let (config, _) = t.to_config(&sub, shape, classes).unwrap_or_else(|e| panic!("{}: {e}", p.name));
+            config.validate().unwrap_or_else(|e| panic!("{}: {e}", p.name));
+            assert_eq!(config.network.name(), network, "{}", p.name);
+            assert_eq!(config.dataset.to_string(), t.data.dataset, "{}", p.name);
+            let n_epochs: usize = p.args[p.args.iter().position(|a| a == "--n-epochs").unwrap() + 1].parse().unwrap();
+            assert_eq!(config.n_epochs, n_epochs, "{}", p.name);
+            let kind = p.name.split('-').next().unwrap();
+            let mask_type = if p.name.contains("xor") || p.name.contains("pipeline") { "static" } else { kind };
+            assert_eq!(config.mask_type.to_string(), mask_type, "{}", p.name);
+            if kind == "dynamic" {
+                let Some(crate::masks::MaskConfig::Dynamic(d)) = config.selection_mask() else { panic!("{}: a dynamic mask", p.name) };
+                let model = &p.args[p.args.iter().position(|a| a == "--dynamic-mask").unwrap() + 1];
+                assert_eq!(d.model.as_str(), model, "{}", p.name);
             }
         }
         // The xor scripts: JPEG levels, with and without the any mask.

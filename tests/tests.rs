@@ -9,6 +9,8 @@ mod dynamic;
 mod data;
 #[path = "it/datasets.rs"]
 mod datasets;
+#[path = "it/golden.rs"]
+mod golden;
 #[path = "it/granularity.rs"]
 mod granularity;
 #[path = "it/kernels.rs"]

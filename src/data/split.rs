@@ -96,8 +96,10 @@ mod tests {
 
     #[test]
     fn bad_fractions_are_rejected() {
-        assert!(train_val_split(set(5), 1.0, 1).is_err());
-        assert!(train_val_split(set(5), -0.1, 1).is_err());
+        for bad in [1.0, -0.1] {
+            let e = train_val_split(set(5), bad, 1).unwrap_err().to_string();
+            assert_eq!(e, format!("invalid val-split = {bad}: must be in [0, 1)"));
+        }
         assert!(train_val_split(set(5), 0.1, 1).unwrap_err().to_string().contains("no validation item"));
     }
 }

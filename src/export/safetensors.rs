@@ -132,13 +132,21 @@ mod tests {
 
     #[test]
     fn rejects_inconsistent_tensors_and_garbage() {
-        assert!(F32Tensor::new(vec![2, 2], vec![1.0; 3]).is_err());
+        let e = F32Tensor::new(vec![2, 2], vec![1.0; 3]).unwrap_err().to_string();
+        assert_eq!(e, "tensor: malformed safetensors: shape [2, 2] does not hold 3 values");
         let e = from_safetensors_bytes("weights.safetensors", b"nonsense")
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("weights.safetensors: malformed safetensors"), "{e}");
         let b = to_safetensors_bytes("w", &sample()).unwrap();
-        assert!(from_safetensors_bytes("w", &b[..b.len() - 4]).is_err());
+        let e = from_safetensors_bytes("w.safetensors", &b[..b.len() - 4]).unwrap_err().to_string();
+        assert!(e.starts_with("w.safetensors: malformed safetensors:"), "{e}");
+        // A tensor of another dtype is named with it.
+        let bytes = [1u8, 2];
+        let view = safetensors::tensor::TensorView::new(Dtype::U8, vec![2], &bytes).unwrap();
+        let u8_file = safetensors::serialize([("counts", view)], None).unwrap();
+        let e = from_safetensors_bytes("u.safetensors", &u8_file).unwrap_err().to_string();
+        assert!(e.contains("tensor 'counts' has dtype U8, expected F32"), "{e}");
     }
 
     proptest! {

@@ -90,7 +90,23 @@ unsafe fn matmul(
     [rhs_rs, rhs_cs]: [usize; 2],
     par: Parallelism,
 ) {
-    // SAFETY: forwarded to the caller.
+    // The safety condition itself, checked: O(1) next to the GEMM, and a
+    // plain `assert!` because the one profile turns debug assertions off
+    // (Cargo.toml), so a `debug_assert!` here would never run, not even in
+    // the tests.
+    let last = |rows: usize, cols: usize, [rs, cs]: [usize; 2]| {
+        (rows > 0 && cols > 0).then(|| (rows - 1).checked_mul(rs).zip((cols - 1).checked_mul(cs)).and_then(|(a, b)| a.checked_add(b)))
+    };
+    for (what, extent, len) in [
+        ("dst", last(m, n, [dst_rs, dst_cs]), dst.len()),
+        ("lhs", last(m, k, [lhs_rs, lhs_cs]), lhs.len()),
+        ("rhs", last(k, n, [rhs_rs, rhs_cs]), rhs.len()),
+    ] {
+        if let Some(extent) = extent {
+            assert!(extent.is_some_and(|e| e < len), "matmul {m}x{n}x{k}: {what} of {len} values is too short for its strides");
+        }
+    }
+    // SAFETY: every operand's last index is inside its slice (checked above).
     unsafe {
         gemm(
             m, n, k,
@@ -112,7 +128,7 @@ pub fn im2row(g: &ConvGeometry, x: &[f32], p: &mut [f32]) {
     let c = g.c_in;
     let k = g.patch_len();
     let span = kw * c;
-    debug_assert_eq!(p.len(), g.rows() * k);
+    assert_eq!(p.len(), g.rows() * k, "im2row: the patch matrix must be rows x patch length");
     // One output row (oy) of one item per task: ow·K contiguous values.
     p.par_chunks_mut(ow * k).enumerate().for_each(|(task, out)| {
         let (b, oy) = (task / oh, task % oh);
@@ -417,6 +433,23 @@ mod tests {
     fn out_dims(g: &ConvGeometry) -> [usize; 4] {
         let [oh, ow] = g.out_hw();
         [g.batch, g.c_out, oh, ow]
+    }
+
+    #[test]
+    #[should_panic(expected = "matmul 48x4x25: rhs of 99 values is too short for its strides")]
+    fn a_weight_too_short_for_the_geometry_stops_before_the_gemm() {
+        let g = geometries()[0];
+        let x = values(g.input_len(), 1);
+        let w = values(g.c_out * g.patch_len() - 1, 2);
+        let _ = forward(&g, &nchw_to_nhwc(&x, dims(&g)), &w, None);
+    }
+
+    #[test]
+    #[should_panic(expected = "im2row: the patch matrix must be rows x patch length")]
+    fn a_patch_buffer_of_the_wrong_size_is_refused() {
+        let g = geometries()[1];
+        let x = values(g.input_len(), 1);
+        im2row(&g, &nchw_to_nhwc(&x, dims(&g)), &mut vec![0.0; 3]);
     }
 
     #[test]

@@ -51,7 +51,18 @@ pub fn relu_max_pool(g: &PoolGeometry, y: &[f32], out: &mut [f32], arg: &mut [u3
     let [h, w] = g.in_hw;
     let [oh, ow] = g.out_hw();
     let c = g.channels;
-    debug_assert!(y.len() == g.in_len() && out.len() == g.out_len() && arg.len() == g.out_len());
+    // `assert!`, not `debug_assert!`: the one profile turns debug assertions
+    // off (Cargo.toml), and the zipped chunks below would silently drop
+    // whatever a mismatched buffer leaves over.
+    assert!(
+        y.len() == g.in_len() && out.len() == g.out_len() && arg.len() == g.out_len(),
+        "relu_max_pool: buffers of {}, {} and {} values for {} in and {} out",
+        y.len(),
+        out.len(),
+        arg.len(),
+        g.in_len(),
+        g.out_len()
+    );
     out.par_chunks_mut(ow * c)
         .zip(arg.par_chunks_mut(ow * c))
         .enumerate()
@@ -94,7 +105,7 @@ pub fn relu_max_pool(g: &PoolGeometry, y: &[f32], out: &mut [f32], arg: &mut [u3
 /// Backward: scatters `dout` to the winning positions of a zeroed `dy`.
 pub fn relu_max_pool_backward(g: &PoolGeometry, dout: &[f32], arg: &[u32], dy: &mut [f32]) {
     let [h, w] = g.in_hw;
-    debug_assert!(h * w * g.channels < NO_GRAD as usize, "item too large for u32 indices");
+    assert!(h * w * g.channels < NO_GRAD as usize, "item too large for u32 indices");
     let per_item_out = g.out_len() / g.batch.max(1);
     let per_item_in = h * w * g.channels;
     // Windows never cross items, so items are independent tasks.
@@ -113,6 +124,13 @@ pub fn relu_max_pool_backward(g: &PoolGeometry, dout: &[f32], arg: &[u32], dy: &
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[should_panic(expected = "relu_max_pool: buffers of 32, 7 and 8 values for 32 in and 8 out")]
+    fn an_output_buffer_of_the_wrong_size_is_refused() {
+        let g = PoolGeometry { batch: 1, in_hw: [4, 4], channels: 2, size: 2, stride: 2 };
+        relu_max_pool(&g, &[0.0; 32], &mut [0.0; 7], &mut [0; 8]);
+    }
 
     #[test]
     fn pools_relus_and_routes_gradients() {

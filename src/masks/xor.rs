@@ -794,10 +794,50 @@ mod tests {
         let x = Tensor::<4>::random([3, 2, 4, 4], Distribution::Default, &device);
         let masked = p.forward(x.clone(), 1.0);
         assert_eq!(masked.x.dims(), [3, 1, 4, 4]);
-        let hard = p.hard_batch(x, 1.0);
+        let hard = p.hard_batch(x.clone(), 1.0);
         assert_eq!(hard.q.len(), 3);
         // g starts near zero: the bias picks the original everywhere.
         assert!(hard.q.iter().all(|&q| q == 1.0), "{:?}", hard.q);
         assert_eq!(hard.version_shares, vec![vec![3.0, 0.0]]);
+
+        // With a g that has learned something (random weights, larger than
+        // the bias's margin), the choice depends on the input: each item
+        // picks its own versions, pixel by pixel.
+        struct Random;
+        impl burn::module::ModuleMapper for Random {
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                let (id, tensor, mapper) = param.consume();
+                let random = Tensor::random(tensor.shape(), Distribution::Normal(0.0, 20.0), &tensor.device());
+                Param::from_mapped_value(id, random, mapper)
+            }
+        }
+        let mut p = p;
+        let quality = p.quality.take().unwrap();
+        let XorLogits::Dynamic(d) = quality.logits else { unreachable!() };
+        let logits = XorLogits::Dynamic(DynamicXorLogits { model: d.model.map(&mut Random), ..d });
+        p.quality = Some(XorMask { logits, ..quality });
+        // Items around -3, 0 and 3: the server's view is a max-pooled
+        // thumbnail, positive for zero-mean noise, so the items' levels are
+        // what g's random weights can tell apart.
+        let offsets: Vec<f32> = (0..3 * 32).map(|i| 3.0 * (i / 32) as f32 - 3.0).collect();
+        let offsets = Tensor::<4>::from_data(TensorData::new(offsets, [3, 2, 4, 4]), &device);
+        let x = Tensor::<4>::random([3, 2, 4, 4], Distribution::Normal(0.0, 1.0), &device) + offsets;
+        let hard = p.hard_batch(x.clone(), 1.0);
+        let (xs, chosen) = (values(x), values(hard.x));
+        // Per item, which pixels took the JPEG version (stack channel 1).
+        let picks: Vec<Vec<bool>> = (0..3)
+            .map(|i| {
+                (0..16)
+                    .map(|px| {
+                        let (orig, jpeg, got) = (xs[i * 32 + px], xs[i * 32 + 16 + px], chosen[i * 16 + px]);
+                        assert!(got == orig || got == jpeg, "item {i} pixel {px}: {got} is neither version");
+                        got == jpeg && jpeg != orig
+                    })
+                    .collect()
+            })
+            .collect();
+        assert!(picks[0] != picks[1] || picks[1] != picks[2], "the same selection for every input: {picks:?} (Q {:?})", hard.q);
+        assert!(hard.q.iter().any(|&q| q != hard.q[0]), "the same Q for every input: {:?}", hard.q);
+        assert!(hard.q.iter().all(|&q| (0.5..=1.0).contains(&q)), "{:?}", hard.q);
     }
 }

@@ -270,7 +270,9 @@ mod tests {
         let copy = dir.path().join("copy.safetensors");
         std::fs::copy(&weights, &copy).unwrap();
         let elsewhere = plain.clone().with_pretrained(Some(copy)).unwrap();
-        assert!(load_warmup(&path_ab, &elsewhere, optim(), &device).is_err());
+        let Err(err) = load_warmup(&path_ab, &elsewhere, optim(), &device) else { panic!("another pretrained file") };
+        let msg = err.to_string();
+        assert!(msg.contains("the warm-up network started from the weights in") && msg.contains("this run asks for the weights in") && msg.contains("copy.safetensors"), "{msg}");
         // Another network is still named as such.
         let other = NetworkConfig::by_name("squeezenet1_1", [3, 32, 32], 3).unwrap();
         let Err(err) = load_warmup(&path, &other, optim(), &device) else { panic!("class counts differ") };

@@ -20,7 +20,7 @@ use super::progress::Progress;
 use super::step::{Learner, StepParams};
 use super::{SelectOn, TrainConfig};
 use crate::data::augment::Augmenter;
-use crate::data::batch::{TensorSplit, augment_rng, epoch_rng};
+use crate::data::batch::{HostBatch, TensorSplit, augment_rng, epoch_rng};
 use crate::data::ships::{FileSet, ListedDataset};
 use crate::data::split::{split_indices, train_val_split};
 use crate::data::versions::VersionsConfig;
@@ -322,7 +322,7 @@ impl TrainConfig {
     /// every epoch, so a run stopped at any point (or by a non-finite
     /// loss) leaves complete files behind.
     pub fn fit(&self, data: &PreparedData, run_dir: &Path, repeat: usize, device: &Device, progress: &Progress) -> Result<RunSummary> {
-        self.fit_inner(data, run_dir, repeat, device, progress, false).map(|(summary, _)| summary)
+        self.fit_inner(data, run_dir, repeat, device, progress, false, &mut |_, _| {}).map(|(summary, _)| summary)
     }
 
     /// [`TrainConfig::fit`], continuing from the run's resume state
@@ -340,7 +340,7 @@ impl TrainConfig {
         progress: &Progress,
         resume: bool,
     ) -> Result<RunSummary> {
-        self.fit_inner(data, run_dir, repeat, device, progress, resume).map(|(summary, _)| summary)
+        self.fit_inner(data, run_dir, repeat, device, progress, resume, &mut |_, _| {}).map(|(summary, _)| summary)
     }
 
     /// [`TrainConfig::fit`], also returning the final trainable state
@@ -353,7 +353,22 @@ impl TrainConfig {
         device: &Device,
         progress: &Progress,
     ) -> Result<(RunSummary, Learner)> {
-        self.fit_inner(data, run_dir, repeat, device, progress, false)
+        self.fit_inner(data, run_dir, repeat, device, progress, false, &mut |_, _| {})
+    }
+
+    /// [`TrainConfig::fit_learner`], showing `observe` every training batch
+    /// as the step receives it (after sampling and augmentation) with its
+    /// epoch: how tests see what the loop does to the data.
+    pub fn fit_observed(
+        &self,
+        data: &PreparedData,
+        run_dir: &Path,
+        repeat: usize,
+        device: &Device,
+        progress: &Progress,
+        observe: &mut dyn FnMut(usize, &HostBatch),
+    ) -> Result<(RunSummary, Learner)> {
+        self.fit_inner(data, run_dir, repeat, device, progress, false, observe)
     }
 
     fn fit_inner(
@@ -364,6 +379,7 @@ impl TrainConfig {
         device: &Device,
         progress: &Progress,
         resume: bool,
+        observe: &mut dyn FnMut(usize, &HostBatch),
     ) -> Result<(RunSummary, Learner)> {
         self.validate()?;
         self.check_splits(data)?;
@@ -522,6 +538,7 @@ impl TrainConfig {
             for (i, host) in data.train.host_batches(self.batch_size, &order).enumerate() {
                 let mut host = host?;
                 host.augment(&mut augmenter, &mut aug_rng);
+                observe(epoch, &host);
                 let batch = data.train.to_device(host);
                 if let Some(b) = &budget {
                     params.lambda = b.lambda();

@@ -52,20 +52,13 @@ fn an_empty_selection_sends_only_the_header() {
     assert_eq!(bytes.len(), HEADER_BYTES);
     let d = unpack_static(&bytes, &p, &[5, 6, 7]).unwrap();
     assert_eq!((d.len(), d.values.len()), (3, 12));
-    assert!(
-        pack_static(
-            &p,
-            &[ItemRef {
-                index: 4,
-                values: &item[..2]
-            }]
-        )
-        .is_err()
-    );
+    let e = pack_static(&p, &[ItemRef { index: 4, values: &item[..2] }]).unwrap_err().to_string();
+    assert!(e.contains("item 4 has 2 values, the selection is for 4"), "{e}");
     // Nothing per item to bound the count by: the request bounds it.
     let mut huge = bytes.clone();
     huge[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
-    assert!(unpack_static(&huge, &p, &[0]).is_err());
+    let e = unpack_static(&huge, &p, &[0]).unwrap_err().to_string();
+    assert!(e.starts_with("malformed payload:") && e.contains(&u32::MAX.to_string()), "{e}");
 }
 
 #[test]
@@ -148,10 +141,11 @@ fn static_round_trip_puts_zeros_where_nothing_was_sent() {
 
 #[test]
 fn plans_reject_bad_selections_and_find_runs() {
-    assert!(StaticPlan::new([1, 2, 2], vec![1, 1]).is_err());
-    assert!(StaticPlan::new([1, 2, 2], vec![2, 1]).is_err());
-    assert!(StaticPlan::new([1, 2, 2], vec![4]).is_err());
-    assert!(StaticPlan::new([0, 2, 2], vec![]).is_err());
+    let err = |shape, selected| StaticPlan::new(shape, selected).unwrap_err().to_string();
+    assert_eq!(err([1, 2, 2], vec![1, 1]), "malformed payload: selection not strictly ascending at position 1: 1 after 1");
+    assert_eq!(err([1, 2, 2], vec![2, 1]), "malformed payload: selection not strictly ascending at position 1: 1 after 2");
+    assert_eq!(err([1, 2, 2], vec![4]), "malformed payload: selected index 4 out of range for items of [1, 2, 2] (4 values)");
+    assert_eq!(err([0, 2, 2], vec![]), "malformed payload: item shape [0, 2, 2] must hold 1 to 2^32 - 1 values");
     assert_eq!(plan([1, 4, 4], &[0, 1, 2, 5, 6, 9]).n_runs(), 3);
     let all = StaticPlan::all([3, 8, 8]).unwrap();
     assert_eq!((all.n_selected(), all.n_runs()), (192, 1));
@@ -161,27 +155,18 @@ fn plans_reject_bad_selections_and_find_runs() {
 fn encoders_reject_items_of_the_wrong_size() {
     let p = plan([1, 2, 2], &[0]);
     let short = [1u8, 2];
-    assert!(
-        pack_static(
-            &p,
-            &[ItemRef {
-                index: 0,
-                values: &short
-            }]
-        )
-        .is_err()
-    );
+    let e = pack_static(&p, &[ItemRef { index: 0, values: &short }]).unwrap_err().to_string();
+    assert!(e.contains("item 0 has 2 values, the selection is for 4"), "{e}");
     let layout = CellLayout::new([1, 2, 2], [1, 1, 2]).unwrap();
     let item = [1u8; 4];
     let it = [ItemRef {
         index: 0,
         values: &item[..],
     }];
-    assert!(
-        pack_dynamic(&layout, &it, &[vec![true]]).is_err(),
-        "mask of 1 cell for 2"
-    );
-    assert!(pack_dynamic(&layout, &it, &[]).is_err(), "no mask");
+    let e = pack_dynamic(&layout, &it, &[vec![true]]).unwrap_err().to_string();
+    assert!(e.contains("item 0 has 4 values and 1 mask cells, the layout needs 4 and 2"), "mask of 1 cell for 2: {e}");
+    let e = pack_dynamic(&layout, &it, &[]).unwrap_err().to_string();
+    assert!(e.contains("0 cell masks for 1 items"), "no mask: {e}");
 }
 
 #[test]

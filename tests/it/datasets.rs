@@ -7,7 +7,12 @@ use std::process::Command;
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use selmask::data::{ImageSet, Pixels, cifar10, galaxy10, remote, ships, svhn};
+use selmask::data::augment::AugmentConfig;
+use selmask::data::sampling::Sampling;
+use selmask::data::{Dataset, DatasetInfo, DatasetName, ImageSet, Pixels, cifar10, galaxy10, remote, ships, svhn};
+use selmask::training::SelectOn;
+use selmask::training::progress::{Progress, Verbosity};
+use selmask::training::run::PreparedData;
 use serde_json::Value;
 
 /// `n` seeded random u8 items of `shape`, labels cycling through `classes`.
@@ -44,6 +49,100 @@ fn train_two_epochs_in(exp: &Path, dataset: &str, data_dir: &Path, granularity: 
     (config, summary)
 }
 
+/// Side of the probe images of [`pipeline_probe`].
+const SIDE: usize = 16;
+
+/// The probe image: every item of the probe set is this (asymmetric) image.
+fn probe_image() -> Vec<f32> {
+    (0..SIDE * SIDE).map(|i| ((i * 37) % 251) as f32 / 255.0).collect()
+}
+
+fn hflip(img: &[f32]) -> Vec<f32> {
+    (0..SIDE * SIDE).map(|i| img[(i / SIDE) * SIDE + SIDE - 1 - i % SIDE]).collect()
+}
+
+fn vflip(img: &[f32]) -> Vec<f32> {
+    (0..SIDE * SIDE).map(|i| img[(SIDE - 1 - i / SIDE) * SIDE + i % SIDE]).collect()
+}
+
+fn same(a: &[f32], b: &[f32]) -> bool {
+    a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6)
+}
+
+/// Trains 3 epochs on a probe set with the augmentation and sampling that
+/// the CLI run recorded in `config` (its `config.json`), watching the
+/// batches the training loop hands to each step: every item is the same
+/// image, 90 of class 0 and 10 of class 1. Checks that what the loop sees
+/// is what the settings say; returns them.
+fn pipeline_probe(config: &Value) -> (AugmentConfig, Sampling) {
+    let augment: AugmentConfig = serde_json::from_value(config["config"]["augment"].clone()).unwrap();
+    let sampling: Sampling = serde_json::from_value(config["config"]["sampling"].clone()).unwrap();
+    let image: Vec<u8> = probe_image().iter().map(|v| (v * 255.0).round() as u8).collect();
+    let set = |labels: Vec<u16>| ImageSet {
+        shape: [1, SIDE, SIDE],
+        pixels: Pixels::U8(labels.iter().flat_map(|_| image.clone()).collect()),
+        labels,
+    };
+    let train_labels: Vec<u16> = (0..100).map(|i| u16::from(i % 10 == 9)).collect();
+    let info = DatasetInfo { name: DatasetName::Synthetic, shape: [1, SIDE, SIDE], n_classes: 2, mean: vec![0.0], std: vec![1.0] };
+    let dataset = Dataset { info: info.clone(), train: set(train_labels.clone()), test: set(vec![0, 1, 0, 1]) };
+    let mut train = crate::fixtures::config_for(&info, 3);
+    (train.augment, train.sampling, train.val_split, train.select_on, train.batch_size) = (augment, sampling, 0.0, SelectOn::Test, 16);
+    let device = crate::fixtures::device();
+    let prepared = PreparedData::new(&dataset, train.val_split, train.seed, &device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen: Vec<(usize, Vec<f32>, u16)> = Vec::new();
+    let progress = Progress::new(Verbosity::Quiet, "probe");
+    train
+        .fit_observed(&prepared, dir.path(), 0, &device, &progress, &mut |epoch, batch| {
+            for (item, &label) in batch.values.chunks(SIDE * SIDE).zip(&batch.labels) {
+                seen.push((epoch, item.to_vec(), label));
+            }
+        })
+        .unwrap();
+
+    // Sampling: per epoch, every item once (shuffled), or as many items as
+    // the smallest class has, drawn towards the rare class.
+    for epoch in 1..=3 {
+        let labels: Vec<u16> = seen.iter().filter(|s| s.0 == epoch).map(|s| s.2).collect();
+        let rare = labels.iter().filter(|&&l| l == 1).count();
+        match sampling {
+            Sampling::Shuffle => assert_eq!((labels.len(), rare), (100, 10), "epoch {epoch}"),
+            Sampling::ClassBalanced => assert_eq!(labels.len(), 10, "epoch {epoch}: the smallest class's size"),
+        }
+    }
+    if sampling == Sampling::ClassBalanced {
+        let rare = seen.iter().filter(|s| s.2 == 1).count();
+        assert!(rare * 10 >= seen.len() * 3, "{rare} of {} drawn items of the rare class (10% of the set)", seen.len());
+    }
+
+    // Augmentation: the items as stored, or mostly changed; with flips
+    // alone, exactly the flips the settings allow, each of them seen.
+    let original = probe_image();
+    let unchanged = seen.iter().filter(|s| same(&s.1, &original)).count();
+    if augment.is_identity() {
+        assert_eq!(unchanged, seen.len(), "no augmentation: the items as stored");
+    } else {
+        assert!(unchanged * 2 < seen.len(), "{unchanged} of {} items unchanged under {augment:?}", seen.len());
+    }
+    if augment.crop_pad == 0 && augment.shift_crop == 0 && !augment.is_identity() {
+        let mut variants = vec![original.clone()];
+        if augment.hflip {
+            variants.push(hflip(&original));
+        }
+        if augment.vflip {
+            variants.push(vflip(&original));
+        }
+        if augment.hflip && augment.vflip {
+            variants.push(vflip(&hflip(&original)));
+        }
+        let counts: Vec<usize> = variants.iter().map(|v| seen.iter().filter(|s| same(&s.1, v)).count()).collect();
+        assert_eq!(counts.iter().sum::<usize>(), seen.len(), "every item is a flip of the stored one: {counts:?}");
+        assert!(counts.iter().all(|&c| c > 0), "every allowed flip occurs: {counts:?}");
+    }
+    (augment, sampling)
+}
+
 /// Ship image folders of random `side`×`side` PNGs: `train` and `test`
 /// give the images per class (no_ship, ship).
 fn ship_folders(side: u32, train: [usize; 2], test: [usize; 2], seed: u64) -> tempfile::TempDir {
@@ -72,6 +171,9 @@ fn cifar10_trains_resnet20_with_flip_and_crop() {
     assert_eq!(network_kind(&config), "resnet20");
     assert_eq!(config["config"]["augment"]["crop_pad"], 4);
     assert_eq!(config["dataset"]["shape"], serde_json::json!([3, 32, 32]));
+    // The flip and crop reach the batches.
+    let (augment, sampling) = pipeline_probe(&config);
+    assert!(augment.hflip && augment.crop_pad == 4 && sampling == Sampling::Shuffle);
 }
 
 #[test]
@@ -81,6 +183,8 @@ fn svhn_trains_resnet20() {
     svhn::write_fixture(dir.path(), &train, &test, Default::default()).unwrap();
     let (config, _) = train_two_epochs("svhn", dir.path(), "subCXLIVdrant", &[]);
     assert_eq!(network_kind(&config), "resnet20");
+    let (augment, _) = pipeline_probe(&config);
+    assert!(augment.hflip && augment.crop_pad == 4);
 }
 
 #[test]
@@ -91,6 +195,8 @@ fn galaxy10_trains_the_strided_resnet20_with_shift_crop() {
     assert_eq!(network_kind(&config), "resnet20");
     assert_eq!(config["config"]["network"]["first_stride"], 2);
     assert_eq!(config["config"]["augment"]["shift_crop"], 8);
+    let (augment, _) = pipeline_probe(&config);
+    assert!(augment.hflip && augment.vflip && augment.shift_crop == 8);
 }
 
 #[test]
@@ -104,6 +210,9 @@ fn remote_trains_the_all_convolutional_net_on_36_bands_with_a_channel_mask() {
     let (config, _) = train_two_epochs("remote", dir.path(), "channel", &[]);
     assert_eq!(network_kind(&config), "allconv");
     assert_eq!(config["config"]["mask"]["granularity"], "channel");
+    // Both flips, no crop: each batch item is one of the four flips.
+    let (augment, _) = pipeline_probe(&config);
+    assert!(augment.hflip && augment.vflip && augment.crop_pad == 0 && augment.shift_crop == 0);
 }
 
 #[test]
@@ -114,6 +223,9 @@ fn ships_trains_squeezenet_on_resized_images_with_class_balanced_sampling() {
     assert_eq!(network_kind(&config), "squeezenet1_1");
     assert_eq!(config["config"]["sampling"], "class_balanced");
     assert_eq!(config["dataset"]["shape"], serde_json::json!([3, 384, 384]));
+    // Class-balanced epochs and the ships' flips and crop reach the batches.
+    let (augment, sampling) = pipeline_probe(&config);
+    assert!(sampling == Sampling::ClassBalanced && augment.crop_pad == 10);
 }
 
 #[test]

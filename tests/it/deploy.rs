@@ -189,7 +189,7 @@ fn export_errors_name_the_problem_and_keep_the_old_artifact() {
     let err = export_run(&ExportOptions { choice: PointChoice::Budget(0.0), ..opts.clone() }).unwrap_err().to_string();
     assert!(err.contains("max-q") && err.contains("Q intervals"), "{err}");
     let err = export_run(&ExportOptions { choice: PointChoice::Interval(0.001), ..opts.clone() }).unwrap_err().to_string();
-    assert!(err.contains("q") && err.contains("no checkpoint"), "{err}");
+    assert!(err.starts_with("invalid q = 0.001:") && err.contains("has no checkpoint there"), "{err}");
     // Not a run directory.
     let err = export_run(&ExportOptions { run_dir: dir.path().join("nope"), ..opts }).unwrap_err().to_string();
     assert!(err.contains("summary.json"), "{err}");
@@ -221,4 +221,123 @@ fn served_from_a_zarr_store_reads_only_the_selected_chunks() {
     let rows = data.dataset.test.len().div_ceil(ipc);
     assert_eq!(fetched.stats.storage_bytes, Some((selected.len() * ipc * rows) as u64));
     assert_eq!(fetched.stats.payload_bytes, (20 * fetched.stats.requests + fetched.stats.items * selected.len()) as u64);
+}
+
+/// Every mask model g: builds, lowers the loss in two steps (and moves g),
+/// trains, exports, and the server's masks reach the client as the
+/// trainer's, differing between inputs, with Q < 1.
+#[test]
+fn every_mask_model_trains_exports_and_serves_the_trainers_per_input_masks() {
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use selmask::deploy::weights::module_tensors;
+    use selmask::masks::dynamic::DynamicMaskConfig;
+    use selmask::masks::dynamic::models::MaskModelKind;
+    use selmask::masks::Mask;
+    use selmask::training::step::{Learner, StepParams};
+    // 16x16 inputs (the U-Net needs sides in multiples of 8), a 4x4 grid of
+    // 4x4 cells, the signal in one random cell per item.
+    let data = selmask::data::synthetic::SyntheticConfig {
+        shape: [1, 16, 16],
+        granularity: "block:4".parse().unwrap(),
+        n_informative: 1,
+        n_classes: 2,
+        n_train: 640,
+        n_test: 96,
+        seed: 17,
+        moving: true,
+    }
+    .generate();
+    let device = device();
+    for kind in MaskModelKind::ALL {
+        let mut config = synthetic_config(&data, 2);
+        config.mask_type = selmask::training::MaskType::Dynamic;
+        config.optim.lr_mask = 0.01;
+        config.lambda.init = 0.05;
+        // A learned bias starting at 0, where g's input-dependent part
+        // decides the masks from the start.
+        config.mask = MaskConfig::Dynamic(DynamicMaskConfig {
+            input_shape: data.dataset.info.shape,
+            granularity: "block:4".parse().unwrap(),
+            model: kind,
+            server_hw: None,
+            learn_static: true,
+            learn_dynamic: true,
+            init_mean: 0.0,
+            init_std: 1e-6,
+            input_drop_upscaling: false,
+        });
+
+        // Two steps on one batch: the loss falls and g moves.
+        let mask = config.selection_mask().unwrap().init(&device).unwrap();
+        let Mask::Dynamic(dynamic) = &mask else { panic!("{kind}: a dynamic mask") };
+        let g_before = module_tensors(&dynamic.model);
+        let learner = Learner {
+            net: config.network.init(&device),
+            net_optim: config.optim.net(),
+            mask: Some(mask),
+            mask_optim: config.optim.mask(),
+            schedule: None,
+        };
+        let prepared = PreparedData::new(&data.dataset, config.val_split, config.seed, &device).unwrap();
+        let batch = prepared.train.ordered(64).next().unwrap().unwrap();
+        let ce = CrossEntropyLossConfig::new().init(&device);
+        let params = StepParams { lambda: 0.05, tau: 1.0, lr_net: config.optim.lr_net, lr_mask: config.optim.lr_mask, freeze_mask: false };
+        let (learner, first) = learner.step(batch.clone(), &ce, params);
+        let (learner, second) = learner.step(batch, &ce, params);
+        assert!(second.loss < first.loss, "{kind}: loss {} then {}", first.loss, second.loss);
+        let Some(Mask::Dynamic(dynamic)) = &learner.mask else { unreachable!() };
+        assert_ne!(module_tensors(&dynamic.model), g_before, "{kind}: g did not move");
+
+        // Trained two epochs. g's output is then input-dependent but still
+        // small next to its per-cell level (the convolutional models' trunks
+        // end in ReLUs), so each cell's learned bias is set to cut g at a
+        // wide gap between its test-input values: about half the inputs keep
+        // each cell, which a constant or all-on mask at the server or the
+        // client could not reproduce.
+        let run = tempfile::tempdir().unwrap();
+        let summary = config.fit(&prepared, &run.path().join("run_0"), 0, &device, &Progress::new(Verbosity::Quiet, "test")).unwrap();
+        let point = summary.curve.best_within(1.0).unwrap().clone();
+        let ckpt = run.path().join("run_0").join(&point.checkpoint);
+        let model = SelectionModel::load(&ckpt, &device).unwrap();
+        let Some(Mask::Dynamic(mut mask)) = model.mask.map(|m| m.valid()) else { panic!("{kind}: a dynamic mask") };
+        let test = TensorSplit::new(&data.dataset.test, &data.dataset.info, &device);
+        let images = test.ordered(test.len).next().unwrap().unwrap().images.inner();
+        let n_cells = 16;
+        let g: Vec<f32> = mask.model.forward(mask.server_view(images.clone())).into_data().convert::<f32>().try_into_vec().unwrap();
+        let bias: Vec<f32> = (0..n_cells)
+            .map(|cell| {
+                let mut v: Vec<f32> = g.iter().skip(cell).step_by(n_cells).copied().collect();
+                v.sort_by(f32::total_cmp);
+                let (lo, hi) = (v.len() * 3 / 10, v.len() * 7 / 10);
+                let i = (lo..hi).max_by(|&a, &b| (v[a + 1] - v[a]).total_cmp(&(v[b + 1] - v[b]))).unwrap();
+                -(v[i] + v[i + 1]) / 2.0
+            })
+            .collect();
+        let inner = images.device();
+        mask.bias = burn::module::Param::from_tensor(burn::tensor::Tensor::from_data(burn::tensor::TensorData::new(bias, [1, 4, 4]), &inner));
+        let net = model.net.valid();
+        selmask::training::checkpoint::save(&ckpt, &model.meta, &net, Some(&Mask::Dynamic(mask.clone()))).unwrap();
+        let out = run.path().join("artifact");
+        let opts = ExportOptions { run_dir: run.path().join("run_0"), choice: PointChoice::Budget(1.0), out: out.clone(), overwrite: false, dtype: None };
+        export_run(&opts).unwrap();
+        let artifact = read_artifact(&out).unwrap();
+        assert!(matches!(artifact.mask, ArtifactMask::Dynamic { .. }), "{kind}");
+        let trainer: Vec<f32> = mask.hard(images, model.meta.tau).into_data().convert::<f32>().try_into_vec().unwrap();
+        assert_eq!(trainer.len(), test.len * n_cells);
+
+        let fetched = serve_and_fetch(&artifact, &data, false);
+        let served = fetched.batch.cell_masks.as_ref().unwrap();
+        assert_eq!(served.len(), fetched.batch.indices.len() * n_cells, "{kind}");
+        for (k, &item) in fetched.batch.indices.iter().enumerate() {
+            let want: Vec<bool> = trainer[item as usize * n_cells..][..n_cells].iter().map(|&v| v == 1.0).collect();
+            assert_eq!(served[k * n_cells..][..n_cells], want[..], "{kind}: item {item}");
+        }
+        let distinct: std::collections::BTreeSet<&[bool]> = served.chunks(n_cells).collect();
+        let q = served.iter().filter(|&&b| b).count() as f64 / served.len() as f64;
+        assert!(distinct.len() > 1, "{kind}: every input got the same mask");
+        assert!(q < 1.0, "{kind}: Q {q}");
+        let client = ClientModel::new(Arc::new(artifact.clone())).unwrap();
+        let got = client.predict(&fetched.batch, config.eval_batch_size).unwrap();
+        assert_eq!(got, trainer_predictions(&artifact, &data, config.eval_batch_size), "{kind}: client and trainer disagree");
+    }
 }

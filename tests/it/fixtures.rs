@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use burn::prelude::*;
-use selmask::data::idx;
+use selmask::data::{DatasetInfo, idx};
 use selmask::data::synthetic::{SyntheticConfig, SyntheticData};
 use selmask::masks::granularity::Granularity;
 use selmask::masks::schedule::{LambdaScheduleConfig, TauScheduleConfig};
@@ -58,7 +58,12 @@ pub fn small_synthetic(seed: u64) -> SyntheticData {
 
 /// A training configuration for the small synthetic problem (MLP network).
 pub fn synthetic_config(data: &SyntheticData, n_epochs: usize) -> TrainConfig {
-    let info = &data.dataset.info;
+    config_for(&data.dataset.info, n_epochs)
+}
+
+/// [`synthetic_config`] for any small dataset of `info`: an MLP and a
+/// static per-pixel mask.
+pub fn config_for(info: &DatasetInfo, n_epochs: usize) -> TrainConfig {
     TrainConfig {
         dataset: info.name,
         network: NetworkConfig::by_name("mlp", info.shape, info.n_classes).unwrap(),

@@ -1016,7 +1016,10 @@ async fn bounded_load_test_runs_clean() {
     .unwrap();
     assert_eq!((r.requests_sent, r.ok, r.errors), (300, 300, 0), "{r:?}");
     assert!(r.p50_ms > 0.0 && r.p99_ms >= r.p50_ms && r.items == 300);
-    assert!(r.rss_end_kib.unwrap_or(1) > 0);
+    // Linux reports the resident set; elsewhere there is none to check.
+    if cfg!(target_os = "linux") {
+        assert!(r.rss_end_kib.is_some_and(|kib| kib > 0), "{r:?}");
+    }
     let (state, id, split) = bench::synthetic_state(ServerConfig::default(), 500).unwrap();
     let cfg = LoadTestConfig {
         requests: 50,

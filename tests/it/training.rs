@@ -4,17 +4,21 @@
 
 use std::process::Command;
 
+use burn::module::Module;
+
 use selmask::data::DatasetName;
 use selmask::error::Error;
 use selmask::masks::granularity::Granularity;
 use selmask::masks::{Mask, MaskConfig};
 use selmask::models::NetworkConfig;
-use selmask::training::checkpoint::{SelectionModel, warmup_path};
+use selmask::deploy::weights::module_tensors;
+use selmask::training::checkpoint::{SelectionModel, load_warmup, warmup_path};
 use selmask::training::evaluate::evaluate;
 use selmask::training::metrics::{EpochMetrics, read_jsonl};
 use selmask::training::pretrain::pretrain;
 use selmask::training::progress::{Progress, Verbosity};
 use selmask::training::run::{PreparedData, RunSummary};
+use selmask::training::step::{Learner, StepParams};
 use selmask::util::read_json;
 
 use crate::fixtures::{device, small_synthetic, synthetic_config};
@@ -118,6 +122,22 @@ fn warm_up_network_and_optimiser_state_carry_over() {
     assert_eq!(meta.epochs, 2);
     assert!(meta.test_accuracy > 0.5, "{}", meta.test_accuracy);
 
+    // The optimiser comes back with its state (Adam's moments after two
+    // epochs), not as a fresh one: its record differs from a fresh one's,
+    // and one step from it moves the network differently.
+    let (warm_net, warm_optim, _) = load_warmup(&out, &config.network, config.optim.net(), &device).unwrap();
+    let fresh_bytes = config.optim.net().into_bytes().unwrap().to_vec();
+    assert_ne!(warm_optim.into_bytes().unwrap().to_vec(), fresh_bytes, "the warm-up's optimiser state is empty");
+    let batch = prepared.train.ordered(64).next().unwrap().unwrap();
+    let ce = burn::nn::loss::CrossEntropyLossConfig::new().init(&device);
+    let params = StepParams { lambda: 0.0, tau: 1.0, lr_net: config.optim.lr_net, lr_mask: 0.0, freeze_mask: true };
+    let step_from = |optim| {
+        let learner = Learner { net: warm_net.clone(), net_optim: optim, mask: None, mask_optim: config.optim.mask(), schedule: None };
+        module_tensors(&learner.step(batch.clone(), &ce, params).0.net)
+    };
+    let (with_state, fresh) = (step_from(warm_optim), step_from(config.optim.net()));
+    assert_ne!(with_state, fresh, "the loaded optimiser stepped as a fresh one");
+
     // A run from the warm-up starts where pretraining ended: its epoch-1
     // network (with only 1 epoch of masked training) beats a cold start.
     let mut warm = synthetic_config(&data, 1);
@@ -220,6 +240,7 @@ fn fine_tuning_a_checkpoint_keeps_its_mask_and_improves_the_network() {
         Some(Mask::Static(m)) => m.hard_mask(1.0).values,
         _ => panic!("a static mask"),
     };
+    let net_before = module_tensors(&before.net);
     let mask_before = hard(before.mask);
     assert_eq!(hard(learner.mask), mask_before);
     assert_eq!(tuned.curve.points.len(), 1);
@@ -229,6 +250,18 @@ fn fine_tuning_a_checkpoint_keeps_its_mask_and_improves_the_network() {
         "{:?} vs {:?}",
         tuned.curve.points[0].val_accuracy,
         point.val_accuracy
+    );
+    // The network did change (and learned): every layer moved, and the
+    // task loss fell over the fine-tuning epochs.
+    let net_after = module_tensors(&learner.net);
+    for (name, t) in &net_before {
+        assert_ne!(&net_after[name], t, "{name} unchanged by fine-tuning");
+    }
+    let tuned_metrics: Vec<EpochMetrics> = read_jsonl(&dir.path().join("tuned/metrics.jsonl")).unwrap();
+    assert!(
+        tuned_metrics[2].task_loss < tuned_metrics[0].task_loss,
+        "task loss while fine-tuning: {:?}",
+        tuned_metrics.iter().map(|m| m.task_loss).collect::<Vec<_>>()
     );
 
     // A run with another mask or network cannot start from it, and the
@@ -255,4 +288,117 @@ fn fine_tuning_a_checkpoint_keeps_its_mask_and_improves_the_network() {
     let mut other_net = tune.clone();
     other_net.network = NetworkConfig::Mlp { inputs: 100, n_classes: 4, hidden: 64 };
     refused(&other_net, "network");
+}
+
+/// The curve a run should keep, computed from its `metrics.jsonl` alone:
+/// per Q interval of `width`, the epoch with the best selection accuracy
+/// (validation accuracy when `on_val`, else test accuracy), the earliest
+/// among equals. `(interval start, epoch)`, by interval.
+fn best_epochs_per_interval(metrics: &[EpochMetrics], width: f64, on_val: bool) -> Vec<(f64, usize)> {
+    let n = (1.0 / width).round() as usize;
+    let mut best: std::collections::BTreeMap<usize, (f64, usize)> = Default::default();
+    for m in metrics {
+        let acc = if on_val { m.val_accuracy.expect("a validation accuracy") } else { m.test_accuracy };
+        let bucket = ((m.q / width + 1e-9).floor() as usize).min(n - 1);
+        match best.get(&bucket) {
+            Some(&(a, _)) if a >= acc => {}
+            _ => {
+                best.insert(bucket, (acc, m.epoch));
+            }
+        }
+    }
+    best.into_iter().map(|(b, (_, e))| (b as f64 * width, e)).collect()
+}
+
+/// Checks `summary.json` and the checkpoints of the run in `dir` against
+/// its `metrics.jsonl`; returns how many intervals held more than one epoch
+/// whose best was not the last of them.
+fn check_selection(dir: &std::path::Path, prepared: &PreparedData, on_val: bool) -> usize {
+    let device = device();
+    let summary: RunSummary = read_json(&dir.join("summary.json")).unwrap();
+    let metrics: Vec<EpochMetrics> = read_jsonl(&dir.join("metrics.jsonl")).unwrap();
+    let want = best_epochs_per_interval(&metrics, summary.curve.width, on_val);
+    let got: Vec<(f64, usize)> = summary.curve.points.iter().map(|p| (p.interval[0], p.epoch)).collect();
+    assert_eq!(got.len(), want.len(), "intervals: summary {got:?}, metrics {want:?}");
+    for ((gi, ge), (wi, we)) in got.iter().zip(&want) {
+        assert!((gi - wi).abs() < 1e-9 && ge == we, "summary {got:?}, from metrics {want:?}");
+    }
+    let mut informative = 0;
+    for point in &summary.curve.points {
+        let m = &metrics[point.epoch - 1];
+        let selection = if on_val { m.val_accuracy.unwrap() } else { m.test_accuracy };
+        assert_eq!((point.q, point.selection_accuracy, point.test_accuracy, point.val_accuracy), (m.q, selection, m.test_accuracy, m.val_accuracy));
+        // The checkpoint holds that epoch's network and mask: evaluated
+        // again, they give that epoch's accuracies.
+        let model = SelectionModel::load(&dir.join(&point.checkpoint), &device).unwrap();
+        assert_eq!(model.meta.point.epoch, point.epoch);
+        let (net, mask) = (model.net.valid(), model.mask.map(|m| m.valid()));
+        let eval = |split| evaluate(&net, mask.as_ref(), model.meta.tau, split, 500).unwrap();
+        assert_eq!(eval(&prepared.test).accuracy, m.test_accuracy, "{}", point.checkpoint.display());
+        if let Some(val) = &prepared.val {
+            assert_eq!(Some(eval(val).accuracy), m.val_accuracy, "{}", point.checkpoint.display());
+        }
+        let same: Vec<usize> = metrics
+            .iter()
+            .filter(|o| (o.q - point.interval[0]) >= -1e-9 && o.q < point.interval[1] - 1e-9 || (point.interval[1] == 1.0 && o.q == 1.0))
+            .map(|o| o.epoch)
+            .collect();
+        informative += usize::from(same.len() > 1 && same.last() != Some(&point.epoch));
+    }
+    informative
+}
+
+#[test]
+fn each_q_interval_keeps_its_best_epoch_on_the_selection_split_in_its_checkpoint() {
+    use selmask::training::SelectOn;
+    let data = small_synthetic(9);
+    let device = device();
+    let dir = tempfile::tempdir().unwrap();
+    let mut informative = [0usize; 2];
+    for (i, select_on) in [SelectOn::Val, SelectOn::Test].into_iter().enumerate() {
+        // A frozen mask keeps every epoch in one interval (Q = 1), so the
+        // choice among epochs is the whole test; a learned mask with a slow
+        // step spreads epochs over a few intervals.
+        for frozen in [true, false] {
+            let mut config = synthetic_config(&data, 6);
+            config.select_on = select_on;
+            // A small validation split: its accuracy and the test's disagree
+            // on the best epoch.
+            config.val_split = 0.05;
+            config.optim.lr_net = 2e-2;
+            config.freeze_mask = frozen;
+            config.optim.lr_mask = 0.02;
+            let prepared = PreparedData::new(&data.dataset, config.val_split, config.seed, &device).unwrap();
+            let run = dir.path().join(format!("{select_on:?}-{frozen}"));
+            let summary = config.fit(&prepared, &run, 0, &device, &quiet()).unwrap();
+            assert_eq!(summary.select_on, select_on);
+            informative[i] += check_selection(&run, &prepared, select_on == SelectOn::Val);
+        }
+    }
+    // Not vacuous: some interval chose an epoch before its last one.
+    assert!(informative.iter().all(|&n| n > 0), "{informative:?}");
+}
+
+#[test]
+fn without_a_validation_split_the_test_split_selects() {
+    let data = small_synthetic(10);
+    let device = device();
+    let mut config = synthetic_config(&data, 4);
+    config.val_split = 0.0;
+    config.freeze_mask = true;
+    config.optim.lr_net = 2e-2;
+    let prepared = PreparedData::new(&data.dataset, config.val_split, config.seed, &device).unwrap();
+    assert!(prepared.val.is_none());
+    let dir = tempfile::tempdir().unwrap();
+    // Selecting on a validation split that is not there is refused, naming
+    // the way out.
+    let err = config.fit(&prepared, dir.path(), 0, &device, &quiet()).unwrap_err();
+    assert!(matches!(&err, Error::InvalidConfig { field, .. } if *field == "val-split"), "{err:?}");
+    assert!(err.to_string().contains("--select-on test"), "{err}");
+    config.select_on = selmask::training::SelectOn::Test;
+    let summary = config.fit(&prepared, dir.path(), 0, &device, &quiet()).unwrap();
+    let config_json: serde_json::Value = read_json(&dir.path().join("config.json")).unwrap();
+    assert_eq!(config_json["split_sizes"]["val"], 0);
+    assert!(summary.curve.points.iter().all(|p| p.val_accuracy.is_none() && p.selection_accuracy == p.test_accuracy));
+    check_selection(dir.path(), &prepared, false);
 }
