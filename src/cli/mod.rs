@@ -51,7 +51,7 @@ pub enum Command {
     Serve(Box<deploy::ServeArgs>),
     /// Fetch the selected parts of a split from a server and classify them.
     Infer(Box<deploy::InferArgs>),
-    /// Run one of the paper's experiments (supplement Tables 2a/2b) with its parameters; --list shows them.
+    /// Run one of the paper's experiments (the authors' scripts, or Tables 2a/2b with --params table); --list shows them.
     Reproduce(ReproduceArgs),
     /// Random-forest importance map of a dataset's inputs (NPY), for --mask-type given.
     Importance(ImportanceArgs),
