@@ -291,6 +291,9 @@ pub fn presets() -> Vec<Preset> {
 
 /// The preset `name` (or script name), or an error listing the names.
 pub fn find(name: &str) -> Result<Preset, String> {
+    if name == "static_channel_supernova" {
+        return Err(format!("{name}: the authors' code has no supernova loader, so neither has selmask; no preset"));
+    }
     presets().into_iter().find(|p| p.name == name || p.script == name).ok_or_else(|| {
         format!(
             "unknown experiment '{name}'; known: {} (or their script names; --list shows them)",

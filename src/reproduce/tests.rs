@@ -279,6 +279,8 @@ fn a_given_mask_dir_missing_a_repeats_map_names_the_file() {
 fn bad_names_and_choices_are_refused_with_the_valid_ones() {
     let err = resolve(&reproduce_args(&["static-mnist"]).unwrap()).unwrap_err();
     assert!(err.contains("unknown experiment 'static-mnist'") && err.contains("dynamic-ships-grid12") && err.contains("given-cifar10-pixel"), "{err}");
+    let err = find("static_channel_supernova").unwrap_err();
+    assert!(err.contains("no supernova loader"), "{err}");
     // Refused by the parser, before any preset or file is looked at.
     let err = reproduce_args(&["static-mnist-pixel", "--protocol", "foo"]).unwrap_err().to_string();
     assert!(err.contains("invalid value 'foo' for '--protocol") && err.contains("val, paper"), "{err}");
