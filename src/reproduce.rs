@@ -125,7 +125,6 @@ fn learned(dataset: &str, mask: &[(&str, &str)], [init, factor, patience]: [&str
 }
 
 /// A learned-mask preset.
-#[allow(clippy::too_many_arguments)]
 fn preset(
     name: &'static str,
     script: &'static str,
@@ -139,6 +138,7 @@ fn preset(
 
 /// A random or given (RF) baseline: every `change` iterations one cell
 /// leaves, over the dataset's default epochs (`epochs`), no warm-up.
+#[allow(clippy::too_many_arguments)]
 fn baseline(name: &'static str, script: &'static str, dataset: &str, kind: &str, change: &str, upscaling: bool, epochs: usize, note: &'static str) -> Preset {
     let mut pairs = vec![("dataset", dataset), ("mask-type", kind), ("random-change-iter", change)];
     if !upscaling {
