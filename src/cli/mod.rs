@@ -51,7 +51,7 @@ pub enum Command {
     Serve(Box<deploy::ServeArgs>),
     /// Fetch the selected parts of a split from a server and classify them.
     Infer(Box<deploy::InferArgs>),
-    /// Run one of the paper's experiments (supplement Tables 2a/2b) with its parameters; --list shows them.
+    /// Run one of the paper's experiments (the authors' scripts, or Tables 2a/2b with --params table); --list shows them.
     Reproduce(ReproduceArgs),
     /// Random-forest importance map of a dataset's inputs (NPY), for --mask-type given.
     Importance(ImportanceArgs),
@@ -63,32 +63,43 @@ pub enum Command {
 
 /// `selmask reproduce`.
 #[derive(Debug, Clone, Args)]
+#[command(after_help = "Any `selmask train` flag can follow `--` and replaces the preset's value, e.g. \
+`selmask reproduce static-mnist-pixel -- --batch-size 64 --n-epochs 20`.")]
 pub struct ReproduceArgs {
-    /// The experiment (see --list).
+    /// The experiment: a preset name or the authors' script name (see --list).
     #[arg(required_unless_present = "list")]
     pub name: Option<String>,
-    /// List the experiments with their parameters.
+    /// List the experiments with their full commands and where the supplement's tables differ.
     #[arg(long)]
     pub list: bool,
-    /// Override the paper's epochs (a reduced schedule for a CPU).
+    /// Which parameters to run: the authors' script, or the supplement's Table 2a/2b where it differs.
+    #[arg(long, value_enum, default_value_t = crate::reproduce::Params::Script)]
+    pub params: crate::reproduce::Params,
+    /// Which protocol: val (ours: a validation split decides) or paper (the whole training set is trained on and the test set decides, as the authors did).
+    #[arg(long, value_enum, default_value_t = crate::reproduce::Protocol::Val)]
+    pub protocol: crate::reproduce::Protocol,
+    /// Override the preset's epochs (a reduced schedule for a CPU; the baselines' removal interval scales with it) [default: the preset's].
     #[arg(long)]
     pub n_epochs: Option<usize>,
-    /// Override the paper's 10 repeats.
+    /// Override the preset's repeats [default: the preset's, 10].
     #[arg(long)]
     pub n_repeats: Option<usize>,
     /// Directory with the dataset's files [default: $SELMASK_DATA, then the Debian package's directory].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Where runs go (<exp-dir>/<dataset>/<mask-type>/<experiment>/run_<i>).
+    /// Where runs go (<exp-dir>/<dataset>/<mask-type>/<experiment>/run_<i>; the experiment is the preset's name, with -table and -paper for the non-default --params and --protocol).
     #[arg(long, default_value = "./runs")]
     pub exp_dir: PathBuf,
-    /// Warm-up networks; one is pretrained (10 epochs, with the
+    /// Warm-up networks (the paper protocol's under <warmup-dir>/paper-protocol); one is pretrained (10 epochs, with the
     /// experiment's network and data flags) when missing.
     #[arg(long, default_value = "models")]
     pub warmup_dir: PathBuf,
+    /// Given (RF) baselines: a directory of importance maps, <ds>_rf_<i>.npy for i = 1..n-repeats (the authors' names: ds mnist, fmnist, cifar); run_<i-1> uses map i [default: <experiment>/given_masks, where missing maps are made with `selmask importance` under seeds 1..n and reused later].
+    #[arg(long)]
+    pub given_mask_dir: Option<PathBuf>,
     /// squeezenet1_1 experiments (ships): start from torchvision's ImageNet
     /// weights in this local safetensors file, as the paper; passed to the
-    /// warm-up and the run (see `selmask train --help`, --pretrained).
+    /// warm-up and the run (see `selmask train --help`, --pretrained) [default: none, random initialisation].
     #[arg(long)]
     pub pretrained: Option<PathBuf>,
     /// Ships experiments: decode each batch from the image files instead of loading them all (passed to the warm-up and the run; see `selmask train --help`, --stream).
@@ -100,6 +111,9 @@ pub struct ReproduceArgs {
     /// Print only errors and the results.
     #[arg(long, short)]
     pub quiet: bool,
+    /// `selmask train` flags after `--`, replacing the preset's values of those flags.
+    #[arg(last = true, value_name = "TRAIN FLAGS")]
+    pub train_overrides: Vec<String>,
 }
 
 /// `selmask importance`.
@@ -343,6 +357,9 @@ pub struct TrainArgs {
     /// Given baseline: importance map (NPY, input [C,H,W] or mask [c,h,w] shape); least important cells go first.
     #[arg(long, default_value = "mask.npy")]
     pub given_mask_path: PathBuf,
+    /// Given baseline: one importance map per repeat instead, <ds>_rf_<i>.npy in this directory for i = 1..n-repeats (the authors' given_masks/ names: ds mnist, fmnist, cifar, else the dataset's name); run_<i-1> uses map i [default: none, --given-mask-path for every repeat].
+    #[arg(long, conflicts_with = "given_mask_path")]
+    pub given_mask_dir: Option<PathBuf>,
     /// Start from the warm-up network (and its optimiser state) of `selmask pretrain`.
     #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
     pub use_warmup_net: bool,
@@ -564,6 +581,21 @@ pub struct RunPlan {
     pub resume: bool,
     /// Claim and train one free repeat, then stop.
     pub slurm_friendly: bool,
+    /// The given baseline with --given-mask-dir: repeat i's removal order
+    /// (empty otherwise: every repeat runs the configuration as it is).
+    pub repeat_orders: Vec<RemovalOrder>,
+}
+
+impl RunPlan {
+    /// The configuration of repeat `repeat`: `config` with that repeat's
+    /// importance map where there is one per repeat.
+    pub fn config_for_repeat(&self, config: &TrainConfig, repeat: usize) -> TrainConfig {
+        let mut config = config.clone();
+        if let (Some(order), Some(schedule)) = (self.repeat_orders.get(repeat), config.schedule.as_mut()) {
+            schedule.order = order.clone();
+        }
+        config
+    }
 }
 
 impl DataArgs {
@@ -702,6 +734,31 @@ impl TrainArgs {
         }))
     }
 
+    /// The importance map of repeat `repeat` (0-based) of the given
+    /// baseline: --given-mask-path, or map `repeat + 1` of --given-mask-dir
+    /// (which must exist).
+    fn given_mask_path(&self, repeat: usize) -> Result<PathBuf> {
+        let Some(dir) = &self.given_mask_dir else { return Ok(self.given_mask_path.clone()) };
+        let path = crate::reproduce::rf_map_path(dir, self.data.dataset_name()?, repeat);
+        if !path.is_file() {
+            return Err(Error::config(
+                "given-mask-dir",
+                dir.display(),
+                format!("no importance map {} for run_{repeat} (one map per repeat, i = 1..{})", path.display(), self.n_repeats),
+            ));
+        }
+        Ok(path)
+    }
+
+    /// The given baseline's removal order from the importance map `path`.
+    fn given_order(&self, path: &std::path::Path, shape: [usize; 3], granularity: Granularity) -> Result<RemovalOrder> {
+        let layout = granularity.layout(shape)?;
+        Ok(RemovalOrder::Given {
+            importance: crate::masks::importance::read_cell_importance(path, &layout)?,
+            source: path.to_path_buf(),
+        })
+    }
+
     /// The removal schedule of the random and given baselines.
     fn schedule_config(&self, mask_type: MaskType, shape: [usize; 3], granularity: Granularity) -> Result<Option<CellScheduleConfig>> {
         if matches!(mask_type, MaskType::Random | MaskType::Given) {
@@ -714,13 +771,7 @@ impl TrainArgs {
         }
         let order = match mask_type {
             MaskType::Random => RemovalOrder::Random { seed: self.seed },
-            MaskType::Given => {
-                let layout = granularity.layout(shape)?;
-                RemovalOrder::Given {
-                    importance: crate::masks::importance::read_cell_importance(&self.given_mask_path, &layout)?,
-                    source: self.given_mask_path.clone(),
-                }
-            }
+            MaskType::Given => self.given_order(&self.given_mask_path(0)?, shape, granularity)?,
             MaskType::Static | MaskType::Dynamic => return Ok(None),
         };
         Ok(Some(CellScheduleConfig { order, num_del: self.random_num_del, change_iter: self.random_change_iter }))
@@ -786,12 +837,21 @@ impl TrainArgs {
             Some(n) => n.clone(),
             None => derived_name(matches),
         };
+        // One removal order per repeat from --given-mask-dir, every map read
+        // (and checked) before the first run starts.
+        let repeat_orders = match (&self.given_mask_dir, mask_type) {
+            (Some(_), MaskType::Given) => (0..self.n_repeats)
+                .map(|r| self.given_order(&self.given_mask_path(r)?, shape, granularity))
+                .collect::<Result<Vec<_>>>()?,
+            _ => Vec::new(),
+        };
         let plan = RunPlan {
             experiment_dir: self.exp_dir.join(dataset.as_str()).join(mask_type.to_string()).join(name),
             n_repeats: self.n_repeats,
             overwrite: self.overwrite,
             resume: self.resume,
             slurm_friendly: self.slurm_friendly,
+            repeat_orders,
         };
         Ok((config, plan))
     }

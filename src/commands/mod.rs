@@ -69,6 +69,7 @@ pub fn train(args: &TrainArgs, matches: &ArgMatches) -> Result<()> {
 
     let mut curves = Vec::new();
     for repeat in 0..plan.n_repeats {
+        let config = plan.config_for_repeat(&config, repeat);
         let run_dir = plan.experiment_dir.join(format!("run_{repeat}"));
         if plan.slurm_friendly {
             // The claim: only one process creates the directory.
@@ -210,69 +211,91 @@ pub fn report(args: &crate::cli::ReportArgs) -> Result<()> {
 
 /// `selmask reproduce`.
 pub fn reproduce(args: &crate::cli::ReproduceArgs) -> Result<()> {
-    use crate::reproduce::{find, presets, with_flag};
+    use crate::reproduce::{Params, Protocol, presets, resolve, rf_map_path};
     use clap::{CommandFactory, FromArgMatches};
     if args.list {
         for p in presets() {
-            println!("{:<24} {:<34} selmask train {}", p.name, p.source, p.args.join(" "));
+            // The command each preset runs with the defaults (script, val).
+            let shown = crate::cli::ReproduceArgs { name: Some(p.name.to_string()), list: false, params: Params::Script, protocol: Protocol::Val, ..args.clone() };
+            let resolved = resolve(&shown).map_err(anyhow::Error::msg)?;
+            let table = p.table.map_or(String::new(), |t| format!(", {t}"));
+            println!("{} (exp_scripts/{}{table})\n  selmask train {}", p.name, p.script, resolved.args.join(" "));
+            let differences = p.table_differences();
+            if !differences.is_empty() {
+                println!("  {differences}");
+            }
             if !p.note.is_empty() {
-                println!("{:<24} note: {}", "", p.note);
+                println!("  note: {}", p.note);
             }
         }
         return Ok(());
     }
-    let name = args.name.as_deref().unwrap_or_default();
-    let preset = find(name).map_err(anyhow::Error::msg)?;
-    let mut flags = match args.n_epochs {
-        Some(n) => preset.with_epochs(n),
-        None => preset.args.clone(),
-    };
-    if let Some(n) = args.n_repeats {
-        flags = with_flag(flags, "n-repeats", &n.to_string());
-    }
-    flags = with_flag(flags, "exp-dir", &args.exp_dir.display().to_string());
-    flags = with_flag(flags, "warmup-dir", &args.warmup_dir.display().to_string());
-    flags = with_flag(flags, "name", preset.name);
-    if let Some(d) = &args.data_dir {
-        flags = with_flag(flags, "data-dir", &d.display().to_string());
-    }
-    if let Some(w) = &args.pretrained {
-        flags = with_flag(flags, "pretrained", &w.display().to_string());
-    }
-    if args.stream {
-        flags.push("--stream".into());
-    }
-    if args.quiet {
-        flags.push("--quiet".into());
-    }
-    println!("{}: selmask train {}", preset.name, flags.join(" "));
-    if !preset.note.is_empty() {
-        println!("  note: {}", preset.note);
-    }
-    if args.dry_run {
-        return Ok(());
-    }
+    let resolved = resolve(args).map_err(anyhow::Error::msg)?;
+    let preset = &resolved.preset;
     let parse = |argv: Vec<String>| -> Result<(crate::cli::Command, ArgMatches)> {
         let m = crate::cli::Cli::command().try_get_matches_from(argv)?;
         Ok((crate::cli::Cli::from_arg_matches(&m)?.command, m))
     };
-    let argv: Vec<String> = ["selmask", "train"].iter().map(|s| s.to_string()).chain(flags).collect();
-    let (crate::cli::Command::Train(t), m) = parse(argv)? else { bail!("preset {} is not a train command", preset.name) };
+    let argv: Vec<String> = ["selmask", "train"].iter().map(|s| s.to_string()).chain(resolved.args.clone()).collect();
+    // Overrides are parsed before anything is printed or read.
+    let (crate::cli::Command::Train(t), m) = parse(argv).context("the overrides after --")? else {
+        bail!("preset {} is not a train command", preset.name)
+    };
+    println!("{}: selmask train {}", preset.name, resolved.args.join(" "));
+    let differences = preset.table_differences();
+    if !differences.is_empty() {
+        println!("  {differences}");
+    }
+    if !preset.note.is_empty() {
+        println!("  note: {}", preset.note);
+    }
+    let dataset = t.data.dataset_name()?;
+    if let Some(dir) = &t.given_mask_dir {
+        let missing: Vec<usize> = (0..t.n_repeats).filter(|&r| !rf_map_path(dir, dataset, r).is_file()).collect();
+        match (&resolved.make_maps_in, missing.first()) {
+            (_, None) => {}
+            (Some(_), Some(_)) if args.dry_run => {
+                println!("  {} importance maps to make in {} first (selmask importance, seeds {:?})", missing.len(), dir.display(), missing.iter().map(|r| r + 1).collect::<Vec<_>>());
+            }
+            (Some(_), Some(_)) => {
+                for &r in &missing {
+                    let out = rf_map_path(dir, dataset, r);
+                    println!("no importance map at {}: making one (selmask importance, seed {})", out.display(), r + 1);
+                    let mut argv = vec!["selmask".to_string(), "importance".into(), "--dataset".into(), dataset.to_string()];
+                    argv.extend(["--out".into(), out.display().to_string(), "--seed".into(), (r + 1).to_string()]);
+                    if let Some(d) = &t.data.data_dir {
+                        argv.extend(["--data-dir".into(), d.display().to_string()]);
+                    }
+                    let (crate::cli::Command::Importance(imp), _) = parse(argv)? else { unreachable!("an importance command line") };
+                    importance(&imp)?;
+                }
+            }
+            (None, Some(&r)) => bail!(
+                "--given-mask-dir {}: no importance map {} for run_{r} (one <ds>_rf_<i>.npy per repeat, i = 1..{})",
+                dir.display(),
+                rf_map_path(dir, dataset, r).display(),
+                t.n_repeats
+            ),
+        }
+    }
+    if args.dry_run {
+        return Ok(());
+    }
     if t.use_warmup_net {
-        let dataset = t.data.dataset_name()?;
-        let warmup = crate::training::checkpoint::warmup_path(&args.warmup_dir, dataset);
+        let warmup = crate::training::checkpoint::warmup_path(&t.warmup_dir, dataset);
         if !warmup.exists() {
             println!("no warm-up network at {}: pretraining one (10 epochs)", warmup.display());
             // The warm-up's data flags are the run's own (network,
             // --pretrained weights, data dir, augmentation, sampling,
-            // --max-per-class), so the warm-up network is the one the run
-            // will ask for; the rest are pretrain's defaults.
+            // --max-per-class, the protocol's --val-split), so the warm-up
+            // network is the one the run will ask for; the rest are
+            // pretrain's defaults.
             let pre = vec!["selmask".to_string(), "pretrain".into(), "--dataset".into(), dataset.to_string()];
             let (crate::cli::Command::Pretrain(mut p), _) = parse(pre)? else { unreachable!("a pretrain command line") };
             p.data = t.data.clone();
-            p.warmup_dir = args.warmup_dir.clone();
-            p.exp_dir = args.exp_dir.clone();
-            p.quiet = args.quiet;
+            p.warmup_dir = t.warmup_dir.clone();
+            p.exp_dir = t.exp_dir.clone();
+            p.quiet = t.quiet;
             pretrain_cmd(&p)?;
         }
     }

@@ -171,6 +171,42 @@ fn reproduce_passes_pretrained_weights_to_warm_up_and_run() {
 }
 
 #[test]
+fn reproduce_dry_run_of_the_ships_grid_shows_the_scripts_preview_batch_and_upscaling() {
+    let out = selmask(&["reproduce", "dynamic-ships-grid12", "--dry-run"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for needle in ["--dynamic-h 12 --dynamic-w 12 --batch-size 256", "--input-drop-upscaling false", "--any-granularity subCXLIVdrant"] {
+        assert!(stdout.contains(needle), "missing {needle}: {stdout}");
+    }
+    // The script's name finds the same preset; the paper protocol decides on test.
+    let out = selmask(&["reproduce", "dynamic_12x12block_ships", "--protocol", "paper", "--dry-run"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("--val-split 0 --select-on test") && stdout.contains("--name dynamic-ships-grid12-paper"), "{stdout}");
+}
+
+#[test]
+fn reproduce_refuses_unknown_presets_bad_choices_and_missing_maps_by_name() {
+    let out = selmask(&["reproduce", "static-mnist", "--dry-run"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("unknown experiment 'static-mnist'") && err.contains("static-mnist-pixel"), "{err}");
+    let out = selmask(&["reproduce", "static-mnist-pixel", "--protocol", "foo"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'foo' for '--protocol"));
+    let dir = tempfile::tempdir().unwrap();
+    for i in [1, 2] {
+        std::fs::write(dir.path().join(format!("mnist_rf_{i}.npy")), b"checked when training starts").unwrap();
+    }
+    let d = dir.path().to_str().unwrap();
+    let out = selmask(&["reproduce", "given-mnist-pixel", "--given-mask-dir", d, "--n-repeats", "3", "--dry-run"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("mnist_rf_3.npy") && err.contains("run_2"), "{err}");
+    // Overrides the train parser refuses are named.
+    let out = selmask(&["reproduce", "static-mnist-pixel", "--dry-run", "--", "--no-such-flag"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
+}
+
+#[test]
 fn cli_trains_into_the_papers_run_layout() {
     let dir = tempfile::tempdir().unwrap();
     let exp = dir.path().to_str().unwrap();
