@@ -5,7 +5,7 @@ use crate::cli::{Cli, Command, TrainArgs};
 use crate::training::SelectOn;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, parser::ValueSource};
 
-/// `/work/shared/reference/exp-scripts.md`, row by row, as `selmask train`
+/// `shared/reference/exp-scripts.md` (beside the checkout), row by row, as `selmask train`
 /// flags: (script, preset, the script's flags, Table 2a/2b where it differs).
 /// Transcribed from the table, not from `presets()`, so the two check each other.
 const SCRIPTS: [(&str, &str, &str, &str); 21] = [
