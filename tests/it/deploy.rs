@@ -19,47 +19,9 @@ use selmask::training::progress::{Progress, Verbosity};
 use selmask::training::run::{PreparedData, RunSummary};
 use selmask::training::TrainConfig;
 use selmask::transfer::client::{ClientConfig, Fetched, fetch_split_blocking};
-use selmask::transfer::server::{ServerConfig, ServerState, router, serve};
+use selmask::transfer::server::{ServerConfig, ServerState};
 
-use crate::fixtures::{device, small_synthetic, synthetic_config};
-
-/// A server on 127.0.0.1:0 in its own thread and runtime; stops on drop.
-struct RunningServer {
-    url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl RunningServer {
-    fn start(state: ServerState) -> Self {
-        let (url_tx, url_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                url_tx.send(format!("http://{}", listener.local_addr().unwrap())).unwrap();
-                serve(listener, router(Arc::new(state)), async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
-        RunningServer { url: url_rx.recv().unwrap(), stop: Some(stop), thread: Some(thread) }
-    }
-}
-
-impl Drop for RunningServer {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
+use crate::fixtures::{RunningServer, device, small_synthetic, synthetic_config};
 
 /// Trains `config` briefly and exports its best checkpoint with Q <= `max_q`.
 fn train_and_export(config: &TrainConfig, data: &SyntheticData, dir: &Path, max_q: f64) -> (Artifact, RunSummary) {
@@ -92,7 +54,7 @@ fn serve_and_fetch(artifact: &Artifact, data: &SyntheticData, zstd: bool) -> Fet
 fn fetch_from(mut state: ServerState, artifact: &Artifact, zstd: bool) -> Fetched {
     selmask::commands::deploy::add_served_artifact(&mut state, "art", artifact).unwrap();
     let server = RunningServer::start(state);
-    let config = ClientConfig { base_url: server.url.clone(), batch_size: 128, zstd, progress: false, ..ClientConfig::default() };
+    let config = ClientConfig { base_url: server.url(), batch_size: 128, zstd, progress: false, ..ClientConfig::default() };
     fetch_split_blocking(config, "art", artifact, "test", None).unwrap()
 }
 

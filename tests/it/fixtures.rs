@@ -97,3 +97,59 @@ pub fn config_for(info: &DatasetInfo, n_epochs: usize) -> TrainConfig {
         sampling: Default::default(),
     }
 }
+
+/// A server on 127.0.0.1:0 in its own thread and runtime; stops on drop.
+pub struct RunningServer {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Serves `state` with the default connection limits.
+    pub fn start(state: selmask::transfer::server::ServerState) -> Self {
+        Self::start_with(state, selmask::transfer::server::ConnectionLimits::default())
+    }
+
+    /// Serves `state` with `limits`.
+    pub fn start_with(
+        state: selmask::transfer::server::ServerState,
+        limits: selmask::transfer::server::ConnectionLimits,
+    ) -> Self {
+        use selmask::transfer::server::{router, serve_with};
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                serve_with(listener, router(std::sync::Arc::new(state)), limits, async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+            });
+            // Connections a test still holds must not keep the thread.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+        });
+        RunningServer { addr: addr_rx.recv().unwrap(), stop: Some(stop), thread: Some(thread) }
+    }
+
+    /// The server's base URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

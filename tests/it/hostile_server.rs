@@ -9,7 +9,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::Arc;
+
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -19,7 +19,9 @@ use selmask::masks::granularity::Granularity;
 use selmask::transfer::api::Listing;
 use selmask::transfer::client::{ClientConfig, fetch_split_blocking};
 use selmask::transfer::fixtures::{artifact_spec, dataset_section, random_cells, synthetic_set};
-use selmask::transfer::server::{ConnectionLimits, ServerConfig, ServerState, router, serve_with};
+use selmask::transfer::server::{ConnectionLimits, ServerConfig, ServerState};
+
+use crate::fixtures::RunningServer;
 
 /// Items of 1×28×28 u8 values, 64 of them in split `test`.
 const SHAPE: [usize; 3] = [1, 28, 28];
@@ -48,46 +50,6 @@ fn toy_state(config: ServerConfig, artifact: &Artifact) -> ServerState {
         .unwrap();
     state.add_artifact("toy-static", artifact).unwrap();
     state
-}
-
-/// A server on 127.0.0.1:0 in its own thread and runtime; stops on drop.
-struct RunningServer {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl RunningServer {
-    fn start(state: ServerState, limits: ConnectionLimits) -> Self {
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                serve_with(listener, router(Arc::new(state)), limits, async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-            });
-            // Connections the test still holds must not keep the thread.
-            rt.shutdown_timeout(Duration::from_secs(1));
-        });
-        RunningServer { addr: addr_rx.recv().unwrap(), stop: Some(stop), thread: Some(thread) }
-    }
-}
-
-impl Drop for RunningServer {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// Reads from `s` until the peer closes the connection; `None` if it is
@@ -148,7 +110,7 @@ fn health_and_items_answer_while_stalled_bodies_outnumber_the_request_slots() {
         body_read_timeout: Duration::from_secs(5),
         ..ServerConfig::default()
     };
-    let server = RunningServer::start(toy_state(config, &artifact), ConnectionLimits::default());
+    let server = RunningServer::start_with(toy_state(config, &artifact), ConnectionLimits::default());
     // 16 heads announcing 100 bytes of body, 4 of them sent, then silence:
     // four times the request slots.
     let stalled: Vec<TcpStream> = (0..16)
@@ -190,7 +152,7 @@ fn a_declared_body_over_the_limit_is_refused_at_once() {
         request_timeout: Duration::from_secs(5),
         ..ServerConfig::default()
     };
-    let server = RunningServer::start(toy_state(config, &artifact), ConnectionLimits::default());
+    let server = RunningServer::start_with(toy_state(config, &artifact), ConnectionLimits::default());
     let t = Instant::now();
     let answer = exchange(server.addr, &post_head(1_000_000_000), Duration::from_secs(2))
         .expect("a 1 GB content-length must be answered at once, not after the timeout");
@@ -224,7 +186,7 @@ fn stalled_half_sent_idle_and_unread_connections_are_closed() {
         write_stall_timeout: Duration::from_millis(300),
         ..ConnectionLimits::default()
     };
-    let server = RunningServer::start(toy_state(config, &artifact), limits);
+    let server = RunningServer::start_with(toy_state(config, &artifact), limits);
     let within = Duration::from_secs(3);
 
     let mut body = stall(server.addr, &post_head(100));
@@ -251,7 +213,7 @@ fn stalled_half_sent_idle_and_unread_connections_are_closed() {
     let spec = artifact_spec(dataset_section("toy", big, StoredDtype::U8), MaskSpec::None);
     write_artifact(&dir.path().join("big"), &spec, false).unwrap();
     state.add_artifact("toy-static", &read_artifact(&dir.path().join("big")).unwrap()).unwrap();
-    let server = RunningServer::start(state, limits);
+    let server = RunningServer::start_with(state, limits);
     let indices: Vec<String> = (0..128).map(|i| i.to_string()).collect();
     let body = format!("{{\"indices\": [{}]}}", indices.join(","));
     let mut req = post_head(body.len() as u64);
