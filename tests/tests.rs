@@ -29,6 +29,8 @@ mod server;
 mod hostile_server;
 #[path = "it/report.rs"]
 mod report;
+#[path = "it/budget.rs"]
+mod budget;
 #[path = "it/xor.rs"]
 mod xor;
 #[path = "it/hostile.rs"]

@@ -1,0 +1,87 @@
+//! Budget-targeted training (`--target-q`) lands Q within the budget.
+
+use selmask::masks::MaskConfig;
+use selmask::masks::dynamic::DynamicMaskConfig;
+use selmask::masks::dynamic::models::MaskModelKind;
+use selmask::training::budget::TargetQConfig;
+use selmask::training::metrics::{EpochMetrics, read_jsonl};
+use selmask::training::optim::OptimConfig;
+use selmask::training::progress::{Progress, Verbosity};
+use selmask::training::run::PreparedData;
+use selmask::masks::schedule::LambdaScheduleConfig;
+use selmask::training::{MaskType, TrainConfig};
+
+use selmask::data::synthetic::SyntheticConfig;
+use selmask::masks::granularity::Granularity;
+
+use crate::fixtures::{device, synthetic_config};
+
+/// The small synthetic problem with the defaults of `selmask train`: both
+/// learning rates 0.001, λ from 1 (×1.25 on plateaus, patience 1), logits
+/// from 3, and `--target-q q`.
+fn budget_config(mask_type: MaskType, q: f64, n_epochs: usize) -> (selmask::data::synthetic::SyntheticData, TrainConfig) {
+    // 40 of the 100 pixels carry the class: a budget of 0.25 binds (every
+    // dropped informative pixel costs accuracy), so the optimum sits at it.
+    let data = SyntheticConfig {
+        shape: [1, 10, 10],
+        granularity: Granularity::Pixel,
+        n_informative: 40,
+        n_classes: 4,
+        n_train: 3000,
+        n_test: 500,
+        seed: 11,
+        moving: false,
+    }
+    .generate();
+    let mut config = synthetic_config(&data, n_epochs);
+    config.optim = OptimConfig::default();
+    config.lambda = LambdaScheduleConfig { init: 1.0, factor: 1.25, patience: 1, threshold: 0.0025, cooldown: 0 };
+    config.target_q = Some(TargetQConfig::new(q));
+    config.mask_type = mask_type;
+    if mask_type == MaskType::Dynamic {
+        config.mask = MaskConfig::Dynamic(DynamicMaskConfig {
+            input_shape: data.dataset.info.shape,
+            granularity: Granularity::Pixel,
+            model: MaskModelKind::Linear,
+            server_hw: None,
+            // The synthetic inputs have zero mean and the linear model no
+            // bias: without the per-cell bias (`--dynamic-learn-static 1`)
+            // W·x cannot lower most logits at once, and Q stays near 0.5.
+            learn_static: true,
+            learn_dynamic: true,
+            init_mean: 3.0,
+            init_std: 0.01,
+            input_drop_upscaling: false,
+        });
+    }
+    (data, config)
+}
+
+fn run_budget(mask_type: MaskType) -> Vec<EpochMetrics> {
+    let (data, config) = budget_config(mask_type, 0.25, 150);
+    let device = device();
+    let dir = tempfile::tempdir().unwrap();
+    let prepared = PreparedData::new(&data.dataset, config.val_split, config.seed, &device).unwrap();
+    config.fit(&prepared, dir.path(), 0, &device, &Progress::new(Verbosity::Quiet, "test")).unwrap();
+    read_jsonl(&dir.path().join("metrics.jsonl")).unwrap()
+}
+
+fn trace(metrics: &[EpochMetrics]) -> String {
+    metrics.iter().map(|m| format!("\n  e{} q {:.4} λ {:.3e} val {:.3}", m.epoch, m.q, m.lambda, m.val_accuracy.unwrap_or(0.0))).collect()
+}
+
+#[test]
+fn a_static_mask_with_target_q_quarter_holds_lambda_until_it_moves_and_ends_within_budget() {
+    let metrics = run_budget(MaskType::Static);
+    let last = metrics.last().unwrap();
+    // Before the anti-windup, λ grew at full error for the thousand-odd
+    // steps the logits need to reach zero from 3 (to 3,877 on the CLI's
+    // synthetic data) and Q then fell to 0. Now λ waits at its start value
+    // until the hard Q moves, then settles near the budget. One cell here
+    // is 0.01 of Q, and cells at the boundary flip from epoch to epoch.
+    let max_lambda = metrics.iter().map(|m| m.lambda).fold(0.0, f64::max);
+    assert!(max_lambda < 20.0, "λ wound up to {max_lambda}: {}", trace(&metrics));
+    let first_move = metrics.iter().position(|m| m.q < 0.99).expect("Q moves");
+    assert!(metrics[..first_move].iter().all(|m| m.lambda < 1.2), "λ grew while the mask could not move yet: {}", trace(&metrics));
+    assert!((0.20..=0.25).contains(&last.q), "final Q {}: {}", last.q, trace(&metrics));
+}
