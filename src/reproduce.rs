@@ -157,7 +157,7 @@ fn with_quality_levels(mut args: Vec<String>) -> Vec<String> {
 
 const SHIPS_NOTE: &str = "SqueezeNet 1.1: the paper started from ImageNet weights; convert torchvision's to safetensors (the command is in `selmask train --help`, --pretrained) and pass it with --pretrained PATH: the warm-up and the run start from it. The mask model g sees a max-pooled preview (--dynamic-h/-w), not the full 384x384 image";
 const RANDOM_NOTE: &str = "the script's removal rate: one cell every --random-change-iter iterations over the dataset's default epochs, so Q ends well above 0 (mnist: about 0.88); the paper's curves go lower, so the authors must have run longer; pass `-- --random-change-iter N` to remove faster. No warm-up, as the script";
-const RF_NOTE: &str = "ten random-forest importance maps, one per repeat (run_i uses <ds>_rf_<i+1>.npy of --given-mask-dir, the authors' given_masks/ names); when none is given, `selmask importance` makes them under seeds 1..n into the experiment directory and later runs reuse them. The script's --slurm-friendly is not part of the preset";
+const RF_NOTE: &str = "ten random-forest importance maps, one per repeat (run_i uses <ds>_rf_<i+1>.npy of --given-mask-dir, the authors' given_masks/ names); when none is given, `selmask importance` makes them under seeds 1..n into the experiment directory and later runs reuse them. The script's --slurm-friendly is not part of the preset: add `-- --slurm-friendly` to run one repeat per process";
 
 /// Every preset, in the order of the supplement's tables, then the xor
 /// scripts and the baselines.
