@@ -9,6 +9,7 @@
 //! - [`kernels`]: fast CPU kernels for Burn's flex backend;
 //! - [`training`]: the joint training loop, warm-up, checkpoints, metrics;
 //! - [`report`]: tables of accuracy versus Q;
+//! - [`tensorboard`]: TensorBoard event files of training runs;
 //! - [`cli`], [`commands`], [`bench`]: the `selmask` program.
 
 pub mod bench;
@@ -23,6 +24,7 @@ pub mod masks;
 pub mod models;
 pub mod report;
 pub mod reproduce;
+pub mod tensorboard;
 pub mod training;
 pub mod transfer;
 pub mod util;

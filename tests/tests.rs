@@ -37,3 +37,5 @@ mod xor;
 mod hostile;
 #[path = "it/resume.rs"]
 mod resume;
+#[path = "it/tensorboard.rs"]
+mod tensorboard;

@@ -253,9 +253,12 @@ pub struct TrainArgs {
     /// Training batch size.
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
-    /// Print the running loss every this many iterations [default: 140, the paper's].
+    /// Print the running loss, and log the batch's losses to TensorBoard, every this many iterations [default: 140, the paper's].
     #[arg(long)]
     pub log_iter: Option<usize>,
+    /// Write a TensorBoard event file into each run directory (train/ losses every --log-iter iterations; eval/ metrics and the mask as an image every epoch). Logging only: a --resume may change it.
+    #[arg(long, default_value = "true", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
+    pub tensorboard: bool,
     /// Learning rate of the mask.
     #[arg(long, default_value_t = 0.001)]
     pub lr: f64,
@@ -539,9 +542,9 @@ fn paper_defaults(dataset: DatasetName) -> PaperDefaults {
 }
 
 /// Flags that do not change what is trained, left out of derived names.
-const NAME_IGNORED: [&str; 14] = [
+const NAME_IGNORED: [&str; 15] = [
     "dataset", "mask_type", "exp_dir", "data_dir", "n_repeats", "name", "quiet", "overwrite", "eval_batch_size",
-    "backend", "log_iter", "warmup_dir", "resume", "slurm_friendly",
+    "backend", "log_iter", "warmup_dir", "resume", "slurm_friendly", "tensorboard",
 ];
 
 /// Derives the experiment name from the flags given on the command line,
@@ -820,6 +823,7 @@ impl TrainArgs {
             select_on: self.select_on.parse::<SelectOn>()?,
             seed: self.seed,
             log_iter: self.log_iter.unwrap_or(defaults.log_iter),
+            tensorboard: self.tensorboard,
             warmup,
             init_checkpoint: self.init_checkpoint.as_deref().map(|p| resolve_checkpoint(p, self.init_max_q)).transpose()?,
             freeze_mask: self.freeze_mask,
@@ -912,6 +916,7 @@ impl PretrainArgs {
             select_on: if self.data.val_split > 0.0 { SelectOn::Val } else { SelectOn::Test },
             seed: self.seed,
             log_iter: 140,
+            tensorboard: true,
             warmup: None,
             init_checkpoint: None,
             freeze_mask: false,

@@ -14,6 +14,7 @@ pub mod pretrain;
 pub mod progress;
 pub mod run;
 pub mod step;
+pub mod tensorboard;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -155,8 +156,13 @@ pub struct TrainConfig {
     pub select_on: SelectOn,
     /// Base seed (repeat `i` uses `seed + i`).
     pub seed: u64,
-    /// Print a progress line every this many iterations (0: never).
+    /// Print a progress line, and log the training losses to TensorBoard,
+    /// every this many iterations (0: never).
     pub log_iter: usize,
+    /// Write a TensorBoard event file into the run directory (see
+    /// [`tensorboard`]); logging only, so a resume may change it.
+    #[serde(default = "tensorboard_default")]
+    pub tensorboard: bool,
     /// Warm-up network to start from (`--use-warmup-net`).
     pub warmup: Option<PathBuf>,
     /// A run's checkpoint whose network and mask weights this run starts
@@ -174,6 +180,11 @@ pub struct TrainConfig {
     /// Which training items an epoch visits.
     #[serde(default)]
     pub sampling: Sampling,
+}
+
+/// Runs saved before `tensorboard` existed resume with it on, the default.
+fn tensorboard_default() -> bool {
+    true
 }
 
 impl TrainConfig {
@@ -318,6 +329,7 @@ pub(crate) fn example_config() -> TrainConfig {
         select_on: SelectOn::Val,
         seed: 0,
         log_iter: 0,
+        tensorboard: false,
         warmup: None,
         init_checkpoint: None,
         freeze_mask: false,

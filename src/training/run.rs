@@ -18,6 +18,7 @@ use super::evaluate::{Evaluation, evaluate};
 use super::metrics::{CurvePoint, EpochMetrics, JsonlWriter, QCurve, read_jsonl};
 use super::progress::Progress;
 use super::step::{Learner, StepParams};
+use super::tensorboard::RunBoard;
 use super::{SelectOn, TrainConfig};
 use crate::data::augment::Augmenter;
 use crate::data::batch::{HostBatch, TensorSplit, augment_rng, epoch_rng};
@@ -160,7 +161,8 @@ impl RunSummary {
 /// The resume state of a run directory, rewritten after every epoch.
 pub const LAST_FILE: &str = "last.ckpt";
 
-/// What a run directory holds; everything in it is written by [`TrainConfig::fit`].
+/// What a run directory holds besides TensorBoard event files; everything
+/// in it is written by [`TrainConfig::fit`].
 const RUN_ENTRIES: [&str; 5] = ["config.json", "metrics.jsonl", "summary.json", "checkpoints", LAST_FILE];
 
 /// Everything besides the modules and optimisers that a run needs to
@@ -219,7 +221,7 @@ pub fn run_ownership(dir: &Path) -> std::result::Result<(), String> {
     if record.get("selmask_version").is_none() || record.get("config").is_none() {
         return Err("its config.json is not a selmask run's".into());
     }
-    crate::util::only_entries(dir, &|name| RUN_ENTRIES.contains(&name))?;
+    crate::util::only_entries(dir, &|name| RUN_ENTRIES.contains(&name) || crate::tensorboard::is_event_file(name))?;
     let checkpoints = dir.join("checkpoints");
     if checkpoints.is_dir() {
         crate::util::only_entries(&checkpoints, &|name| name.ends_with(".ckpt")).map_err(|e| format!("checkpoints/: {e}"))?;
@@ -247,7 +249,14 @@ pub fn differing_settings(run_dir: &Path, config: &TrainConfig) -> Result<Vec<St
 /// The settings that differ between `recorded` and `now`, as
 /// `field: recorded -> now` (`path` names the record in errors).
 fn settings_diff(recorded: &TrainConfig, now: &TrainConfig, path: &Path) -> Result<Vec<String>> {
-    let json = |c: &TrainConfig| serde_json::to_value(c).map_err(|source| Error::Json { path: path.to_path_buf(), source });
+    let json = |c: &TrainConfig| {
+        let mut v = serde_json::to_value(c).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
+        // Logging only: what is trained does not depend on it.
+        if let Some(o) = v.as_object_mut() {
+            o.remove("tensorboard");
+        }
+        Ok(v)
+    };
     let mut out = Vec::new();
     diff_values("", &json(recorded)?, &json(now)?, &mut out);
     Ok(out)
@@ -515,6 +524,7 @@ impl TrainConfig {
         let ce = CrossEntropyLossConfig::new().init(device);
         let mut summary: Option<RunSummary> = None;
         let n_batches = self.sampling.epoch_len(&data.train.classes).div_ceil(self.batch_size);
+        let mut board = RunBoard::open(run_dir, first_epoch - 1, n_batches, self.tensorboard)?;
         // Items are augmented as stored, before any xor versions are made.
         let mut augmenter = Augmenter::new(self.augment, data.info.shape)?;
 
@@ -563,6 +573,9 @@ impl TrainConfig {
                 bar.inc(1);
                 if self.log_iter > 0 && (i + 1) % self.log_iter == 0 {
                     bar.set_message(format!("loss {:.4} q {:.4}", loss_sum / (i + 1) as f64, q_sum / (i + 1) as f64));
+                    if let Some(board) = &mut board {
+                        board.iteration(epoch, i, &losses)?;
+                    }
                 }
             }
             bar.finish_and_clear();
@@ -629,6 +642,9 @@ impl TrainConfig {
                 train_seconds,
             };
             metrics.write(&m)?;
+            if let Some(board) = &mut board {
+                board.epoch(&m, mask.as_ref(), data, self)?;
+            }
             let versions: String = m.version_fractions.iter().map(|v| format!(" [{}]", v.summary())).collect();
             progress.line(format!(
                 "epoch {epoch:>3}/{} loss {:.4} q {:.4} bytes {:.4} λ {:.3e} val {} test {:.4}{versions} ({:.1}s)",

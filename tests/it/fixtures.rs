@@ -90,6 +90,7 @@ pub fn config_for(info: &DatasetInfo, n_epochs: usize) -> TrainConfig {
         select_on: SelectOn::Val,
         seed: 3,
         log_iter: 0,
+        tensorboard: true,
         warmup: None,
         init_checkpoint: None,
         freeze_mask: false,
