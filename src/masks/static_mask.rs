@@ -69,11 +69,6 @@ pub struct Masked {
     pub x: Tensor<4>,
     /// The transfer loss Q of the batch (differentiable, `[1]`).
     pub q: Tensor<1>,
-    /// The same mean over the soft (sigmoid or softmax) selection instead
-    /// of the hard one, detached (`[1]`). It moves with every mask step
-    /// while the hard Q can sit still for thousands: the budget controller
-    /// watches it to see whether the mask is already moving (anti-windup).
-    pub soft_q: Tensor<1>,
 }
 
 impl StaticMaskConfig {
@@ -130,15 +125,9 @@ impl StaticMask {
 
     /// Straight-through binary mask over cells, `[c, h, w]`.
     pub fn straight_through(&self, tau: f64) -> Tensor<3> {
-        self.straight_through_parts(tau).0
-    }
-
-    /// [`StaticMask::straight_through`] and the detached soft mask it is
-    /// built from, both `[c, h, w]`.
-    pub fn straight_through_parts(&self, tau: f64) -> (Tensor<3>, Tensor<3>) {
         let soft = sigmoid(self.logits.val().div_scalar(tau));
         let hard = soft.clone().detach().round();
-        (hard - soft.clone().detach() + soft.clone(), soft.detach())
+        hard - soft.clone().detach() + soft
     }
 
     /// The hard 0/1 mask over cells as host values (row-major `[c, h, w]`).
@@ -181,15 +170,13 @@ impl StaticMask {
     }
 
     /// [`StaticMask::forward`], also returning the straight-through cell
-    /// mask `[c, h, w]` (what a transfer loss over several masks multiplies)
-    /// and its detached soft counterpart.
-    pub fn forward_cells(&self, x: Tensor<4>, tau: f64) -> (Masked, Tensor<3>, Tensor<3>) {
+    /// mask `[c, h, w]` (what a transfer loss over several masks multiplies).
+    pub fn forward_cells(&self, x: Tensor<4>, tau: f64) -> (Masked, Tensor<3>) {
         let [_, c, h, w] = x.dims();
-        let (m, soft) = self.straight_through_parts(tau); // [c', h', w'] each
+        let m = self.straight_through(tau); // [c', h', w']
         let cells = m.clone();
         let n_cells = self.layout.n_cells();
         let q = m.clone().reshape([n_cells]).mean(); // [1]
-        let soft_q = soft.clone().reshape([n_cells]).mean(); // [1]
         let m_input = match &self.upsample {
             Upsample::Broadcast(shape) => m.reshape(*shape), // [1, c', h', w'] broadcasts
             Upsample::Gather(idx) => m.reshape([n_cells]).select(0, idx.clone()).reshape([1, c, h, w]),
@@ -200,6 +187,6 @@ impl StaticMask {
             let kept = q.clone().detach().add_scalar(1e-7 / n_cells as f64);
             x = x / kept.reshape([1, 1, 1, 1]);
         }
-        (Masked { x, q, soft_q }, cells, soft)
+        (Masked { x, q }, cells)
     }
 }

@@ -389,15 +389,9 @@ impl XorMask {
     /// # Shapes
     /// - `original` `[B, C, H, W]` → `[b', V, c, h, w]`
     pub fn straight_through(&self, original: Tensor<4>, tau: f64) -> Tensor<5> {
-        self.straight_through_parts(original, tau).0
-    }
-
-    /// [`XorMask::straight_through`] and the detached softmax it is built
-    /// from, both `[b', V, c, h, w]`.
-    pub fn straight_through_parts(&self, original: Tensor<4>, tau: f64) -> (Tensor<5>, Tensor<5>) {
         let soft = softmax(self.logits(original).div_scalar(tau), 1);
         let hard = Self::one_hot(soft.clone().detach());
-        (hard - soft.clone().detach() + soft.clone(), soft.detach())
+        hard - soft.clone().detach() + soft
     }
 
     /// The hard one-hot selection (no gradient).
@@ -554,30 +548,24 @@ impl XorPipeline {
     /// - `x` `[B, V·C, H, W]` → masked `[B, C, H, W]`, `q` `[1]`
     pub fn forward(&self, x: Tensor<4>, tau: f64) -> Masked {
         let (stack, original) = self.split_stack(x);
-        let (ms, softs): (Vec<Tensor<5>>, Vec<Tensor<5>>) =
-            self.xor_masks().map(|m| m.straight_through_parts(original.clone(), tau)).unzip();
+        let ms: Vec<Tensor<5>> = self.xor_masks().map(|m| m.straight_through(original.clone(), tau)).collect();
         let mut cells: Vec<Tensor<4>> = self.xor_masks().zip(&ms).map(|(mask, m)| mask.weighted_cells(m.clone())).collect();
-        let mut soft_cells: Vec<Tensor<4>> =
-            self.xor_masks().zip(softs).map(|(mask, s)| mask.weighted_cells(s)).collect();
         let selected = self.select_versions(stack, &ms);
         let x = match &self.any {
             None => selected,
             Some(AnyMask::Static(s)) => {
-                let (masked, m, soft) = s.forward_cells(selected, tau);
+                let (masked, m) = s.forward_cells(selected, tau);
                 cells.push(m.unsqueeze::<4>());
-                soft_cells.push(soft.unsqueeze::<4>());
                 masked.x
             }
             Some(AnyMask::Dynamic(d)) => {
-                let (masked, m, soft) = d.forward_cells(selected, original, tau);
+                let (masked, m) = d.forward_cells(selected, original, tau);
                 cells.push(m);
-                soft_cells.push(soft);
                 masked.x
             }
         };
         let q = transfer_product(cells).mean();
-        let soft_q = transfer_product(soft_cells).mean();
-        Masked { x, q, soft_q }
+        Masked { x, q }
     }
 
     /// Applies the exact hard masks and measures them: per item Q (cells of

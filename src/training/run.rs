@@ -565,7 +565,7 @@ impl TrainConfig {
                     });
                 }
                 if let Some(b) = &mut budget {
-                    b.after_batch(losses.q as f64, losses.soft_q as f64);
+                    b.after_batch(losses.q as f64);
                 }
                 loss_sum += losses.loss as f64;
                 task_sum += losses.task as f64;

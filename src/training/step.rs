@@ -34,9 +34,6 @@ pub struct StepLosses {
     pub task: f32,
     /// Q of the batch (1 without a mask).
     pub q: f32,
-    /// Q of the soft selection (see [`crate::masks::Masked::soft_q`]; 1
-    /// without a mask).
-    pub soft_q: f32,
 }
 
 impl StepLosses {
@@ -74,33 +71,30 @@ impl Learner {
         {
             mask.set_logits(&schedule.logits());
         }
-        let (loss, task, q, soft_q) = timed(Phase::StepForward, || {
+        let (loss, task, q) = timed(Phase::StepForward, || {
             let (x, q) = match &self.mask {
                 Some(mask) => {
                     let masked = mask.forward(batch.images, p.tau);
-                    (masked.x, Some((masked.q, masked.soft_q)))
+                    (masked.x, Some(masked.q))
                 }
                 None => (batch.images, None),
             };
             let logits = self.net.forward(x); // [b, classes]
             let task = ce.forward(logits, batch.labels); // [1]
             match q {
-                Some((q, soft_q)) => (task.clone() + q.clone().mul_scalar(p.lambda), task, q, soft_q),
-                None => {
-                    let one = Tensor::<1>::ones([1], &task.device());
-                    (task.clone(), task.clone(), one.clone(), one)
-                }
+                Some(q) => (task.clone() + q.clone().mul_scalar(p.lambda), task, q),
+                None => (task.clone(), task.clone(), Tensor::<1>::ones([1], &task.device())),
             }
         });
-        // One read-back for the four numbers.
+        // One read-back for the three numbers.
         let values = timed(Phase::StepReadback, || {
-            Tensor::cat(vec![loss.clone().detach(), task.detach(), q.detach(), soft_q], 0)
+            Tensor::cat(vec![loss.clone().detach(), task.detach(), q.detach()], 0)
                 .into_data()
                 .convert::<f32>()
                 .try_into_vec::<f32>()
-                .expect("four f32 values")
+                .expect("three f32 values")
         });
-        let losses = StepLosses { loss: values[0], task: values[1], q: values[2], soft_q: values[3] };
+        let losses = StepLosses { loss: values[0], task: values[1], q: values[2] };
         if !losses.is_finite() {
             return (self, losses);
         }

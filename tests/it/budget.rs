@@ -70,18 +70,31 @@ fn trace(metrics: &[EpochMetrics]) -> String {
     metrics.iter().map(|m| format!("\n  e{} q {:.4} λ {:.3e} val {:.3}", m.epoch, m.q, m.lambda, m.val_accuracy.unwrap_or(0.0))).collect()
 }
 
-#[test]
-fn a_static_mask_with_target_q_quarter_holds_lambda_until_it_moves_and_ends_within_budget() {
-    let metrics = run_budget(MaskType::Static);
+/// Q ends within [Q* − 0.02, Q*], and after reaching the budget never
+/// collapses far below it (data seeds 11 to 15 all passed).
+fn assert_lands_in_budget(metrics: &[EpochMetrics]) {
     let last = metrics.last().unwrap();
-    // Before the anti-windup, λ grew at full error for the thousand-odd
-    // steps the logits need to reach zero from 3 (to 3,877 on the CLI's
-    // synthetic data) and Q then fell to 0. Now λ waits at its start value
-    // until the hard Q moves, then settles near the budget. One cell here
-    // is 0.01 of Q, and cells at the boundary flip from epoch to epoch.
-    let max_lambda = metrics.iter().map(|m| m.lambda).fold(0.0, f64::max);
-    assert!(max_lambda < 20.0, "λ wound up to {max_lambda}: {}", trace(&metrics));
-    let first_move = metrics.iter().position(|m| m.q < 0.99).expect("Q moves");
-    assert!(metrics[..first_move].iter().all(|m| m.lambda < 1.2), "λ grew while the mask could not move yet: {}", trace(&metrics));
-    assert!((0.20..=0.25).contains(&last.q), "final Q {}: {}", last.q, trace(&metrics));
+    assert!((0.23 - 1e-9..=0.25 + 1e-9).contains(&last.q), "final Q {}: {}", last.q, trace(metrics));
+    let arrived = metrics.iter().position(|m| m.q <= 0.25).unwrap();
+    let lowest = metrics[arrived..].iter().map(|m| m.q).fold(1.0, f64::min);
+    assert!(lowest >= 0.15, "Q fell to {lowest} after reaching the budget: {}", trace(metrics));
+}
+
+#[test]
+fn a_static_mask_with_target_q_quarter_ends_within_two_points_below_it() {
+    assert_lands_in_budget(&run_budget(MaskType::Static));
+}
+
+/// The dynamic mask does not land in the band yet: it brakes, but overshoots
+/// to about 0.20 and its cells do not come back even with λ at its floor
+/// (its second-moment estimate remembers λ in the thousands). What holds:
+/// it ends within budget and does not collapse (before the cut: Q 0.006).
+#[test]
+fn a_dynamic_mask_with_target_q_quarter_ends_within_budget_without_collapsing() {
+    let metrics = run_budget(MaskType::Dynamic);
+    let last = metrics.last().unwrap();
+    assert!((0.15..=0.25 + 1e-9).contains(&last.q), "final Q {}: {}", last.q, trace(&metrics));
+    let arrived = metrics.iter().position(|m| m.q <= 0.25).unwrap();
+    let lowest = metrics[arrived..].iter().map(|m| m.q).fold(1.0, f64::min);
+    assert!(lowest >= 0.15, "Q fell to {lowest} after reaching the budget: {}", trace(&metrics));
 }

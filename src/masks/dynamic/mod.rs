@@ -200,22 +200,19 @@ impl DynamicMask {
     /// [`DynamicMask::forward`] on `x` with the masks computed from
     /// `server_input` (in a pipeline after xor selection, the server still
     /// looks at the original input, as the reference), also returning the
-    /// straight-through cell masks `[B, c, h, w]` and their detached soft
-    /// counterparts.
+    /// straight-through cell masks `[B, c, h, w]`.
     ///
     /// # Shapes
-    /// - `x`, `server_input` `[B, C, H, W]` → masked `[B, C, H, W]`, `q` `[1]`, cells and soft cells `[B, c, h, w]`
-    pub fn forward_cells(&self, x: Tensor<4>, server_input: Tensor<4>, tau: f64) -> (Masked, Tensor<4>, Tensor<4>) {
+    /// - `x`, `server_input` `[B, C, H, W]` → masked `[B, C, H, W]`, `q` `[1]`, cells `[B, c, h, w]`
+    pub fn forward_cells(&self, x: Tensor<4>, server_input: Tensor<4>, tau: f64) -> (Masked, Tensor<4>) {
         let [b, ..] = x.dims();
         let n_cells = self.layout.n_cells();
         let soft = sigmoid(self.logits(server_input).div_scalar(tau)); // [B, c, h, w]
         let hard = soft.clone().detach().round();
-        let m = hard - soft.clone().detach() + soft.clone();
+        let m = hard - soft.clone().detach() + soft;
         let q_items = m.clone().reshape([b, n_cells]).mean_dim(1).reshape([b]); // [B]
         let q = q_items.clone().mean(); // [1]
-        let soft = soft.detach();
-        let soft_q = soft.clone().reshape([b * n_cells]).mean(); // [1]
-        (Masked { x: self.apply(x, m.clone(), q_items), q, soft_q }, m, soft)
+        (Masked { x: self.apply(x, m.clone(), q_items), q }, m)
     }
 
     /// The hard 0/1 masks of a batch, `[B, c, h, w]`.
