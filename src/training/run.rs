@@ -251,9 +251,10 @@ pub fn differing_settings(run_dir: &Path, config: &TrainConfig) -> Result<Vec<St
 fn settings_diff(recorded: &TrainConfig, now: &TrainConfig, path: &Path) -> Result<Vec<String>> {
     let json = |c: &TrainConfig| {
         let mut v = serde_json::to_value(c).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
-        // Logging only: what is trained does not depend on it.
+        // Logging only: what is trained does not depend on them.
         if let Some(o) = v.as_object_mut() {
             o.remove("tensorboard");
+            o.remove("log_iter");
         }
         Ok(v)
     };

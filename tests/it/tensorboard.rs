@@ -330,7 +330,7 @@ fn event_file_records_carry_valid_masked_crcs_and_the_metrics_of_the_run() {
 }
 
 #[test]
-fn tensorboard_is_logging_only_and_can_be_turned_off() {
+fn tensorboard_and_log_iter_are_logging_only_and_tensorboard_can_be_turned_off() {
     let dir = tempfile::tempdir().unwrap();
     let exp = dir.path().to_str().unwrap();
     let one = ["--n-epochs", "1"];
@@ -343,6 +343,12 @@ fn tensorboard_is_logging_only_and_can_be_turned_off() {
     assert_eq!(event_files(&run_dir).len(), 1);
     // Not a setting of what is trained: the finished run is skipped, not refused.
     let out = run(&args(exp, "on", &[&one[..], &["--tensorboard", "0"]].concat()));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("skipped"), "{}", String::from_utf8_lossy(&out.stderr));
+    // Nor is how often iterations are logged.
+    let mut every_7 = args(exp, "on", &one);
+    let at = every_7.iter().position(|a| *a == "--log-iter").unwrap() + 1;
+    every_7[at] = "7";
+    let out = run(&every_7);
     assert!(String::from_utf8_lossy(&out.stderr).contains("skipped"), "{}", String::from_utf8_lossy(&out.stderr));
     // And --overwrite accepts a run directory holding event files as selmask's.
     run(&args(exp, "on", &[&one[..], &["--overwrite"]].concat()));
