@@ -154,3 +154,55 @@ impl Drop for RunningServer {
         }
     }
 }
+
+/// The `selmask` binary with `args`, one compute thread (runs repeat bit
+/// for bit) and its output captured.
+pub fn selmask(args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_selmask"));
+    c.args(args)
+        .env("RAYON_NUM_THREADS", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    c
+}
+
+/// A JSON file's value.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// The epochs `run_dir`'s `summary.json` records as finished (0 while it
+/// is missing or being replaced).
+pub fn epochs_completed(run_dir: &Path) -> u64 {
+    std::fs::read(run_dir.join("summary.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|s| s["epochs_completed"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Kills `child` (SIGKILL) as soon as `ready(epochs completed)` holds,
+/// polling every `poll` for at most 5 minutes; returns the epochs completed
+/// at the kill. Panics if the run ends first (`what`: what it ended before).
+pub fn kill_when(
+    mut child: std::process::Child,
+    run_dir: &Path,
+    what: &str,
+    poll: std::time::Duration,
+    mut ready: impl FnMut(u64) -> bool,
+) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let done = epochs_completed(run_dir);
+        if ready(done) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return done;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before {what}");
+        }
+        assert!(std::time::Instant::now() < deadline, "not {what} within 5 minutes");
+        std::thread::sleep(poll);
+    }
+}

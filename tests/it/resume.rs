@@ -4,12 +4,14 @@
 //! started together share an experiment without collisions.
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Output};
+use std::time::Duration;
 
 use burn::prelude::*;
 use selmask::training::checkpoint::SelectionModel;
 use serde_json::Value;
+
+use crate::fixtures::{kill_when, read_json, selmask};
 
 /// The synthetic run of these tests: 6,000 MNIST-shaped items, an MLP,
 /// batch 32 (about a second per epoch with one thread).
@@ -29,25 +31,14 @@ fn args<'a>(exp: &'a str, name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 }
 
 /// The binary with one compute thread (bit-identical float sums).
-fn command(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_selmask"));
-    c.args(args).env("RAYON_NUM_THREADS", "1").stdout(Stdio::piped()).stderr(Stdio::piped());
-    c
-}
-
 fn run(args: &[&str]) -> Output {
-    command(args).output().unwrap()
+    selmask(args).output().unwrap()
 }
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-/// `metrics.jsonl` rows without their timings.
 fn rows(run_dir: &Path) -> Vec<Value> {
     std::fs::read_to_string(run_dir.join("metrics.jsonl"))
         .unwrap()
@@ -64,25 +55,9 @@ fn rows(run_dir: &Path) -> Vec<Value> {
 
 /// Kills `child` with SIGKILL once `run_dir`'s summary records `epochs`
 /// finished epochs (bounded: 5 minutes); returns the epochs it recorded.
-fn kill_after(mut child: Child, run_dir: &Path, epochs: u64) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let done = std::fs::read(run_dir.join("summary.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .and_then(|s| s["epochs_completed"].as_u64())
-            .unwrap_or(0);
-        if done >= epochs {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-            return done;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the run ended ({status}) before epoch {epochs} was recorded");
-        }
-        assert!(Instant::now() < deadline, "no epoch {epochs} within 5 minutes");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+/// Kills `child` once `run_dir`'s summary records `epochs` finished epochs.
+fn kill_after(child: Child, run_dir: &Path, epochs: u64) -> u64 {
+    kill_when(child, run_dir, &format!("epoch {epochs} was recorded"), Duration::from_millis(10), |done| done >= epochs)
 }
 
 #[test]
@@ -92,7 +67,7 @@ fn a_killed_run_resumes_to_the_rows_of_an_uninterrupted_run() {
     let whole = run(&args(exp, "whole", &[]));
     assert!(whole.status.success(), "{}", stderr(&whole));
 
-    let child = command(&args(exp, "killed", &[])).spawn().unwrap();
+    let child = selmask(&args(exp, "killed", &[])).spawn().unwrap();
     let killed_dir = dir.path().join("synthetic/static/killed/run_0");
     let done = kill_after(child, &killed_dir, 2);
     assert!(done < 5, "killed too late to test anything (after epoch {done})");
@@ -141,7 +116,7 @@ fn processes_started_together_with_slurm_friendly_each_train_one_repeat() {
     let dir = tempfile::tempdir().unwrap();
     let exp = dir.path().to_str().unwrap();
     let extra = ["--slurm-friendly", "--n-repeats", "3", "--n-epochs", "1"];
-    let children: Vec<Child> = (0..3).map(|_| command(&args(exp, "shared", &extra)).spawn().unwrap()).collect();
+    let children: Vec<Child> = (0..3).map(|_| selmask(&args(exp, "shared", &extra)).spawn().unwrap()).collect();
     let outputs: Vec<Output> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
     for out in &outputs {
         assert!(out.status.success(), "{}", stderr(out));

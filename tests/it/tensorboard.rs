@@ -6,10 +6,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Output};
+use std::time::Duration;
 
 use serde_json::Value;
+
+use crate::fixtures::{kill_when, read_json, selmask};
 
 /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), bit by bit.
 fn crc32c(bytes: &[u8]) -> u32 {
@@ -213,21 +215,10 @@ fn args<'a>(exp: &'a str, name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     a
 }
 
-/// The binary with one compute thread.
-fn command(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_selmask"));
-    c.args(args).env("RAYON_NUM_THREADS", "1").stdout(Stdio::piped()).stderr(Stdio::piped());
-    c
-}
-
 fn run(args: &[&str]) -> Output {
-    let out = command(args).output().unwrap();
+    let out = selmask(args).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     out
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
 /// Batches per epoch and the run's `metrics.jsonl` rows.
@@ -358,17 +349,9 @@ fn tensorboard_and_log_iter_are_logging_only_and_tensorboard_can_be_turned_off()
 /// Kills `child` once `run_dir`'s summary records `epochs` finished epochs
 /// and the event file holds an iteration record beyond them (bounded: 5
 /// minutes): the killed run has logged steps that the resume logs again.
-fn kill_during_epoch(mut child: Child, run_dir: &Path, epochs: u64, n_batches: i64) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let done = std::fs::read(run_dir.join("summary.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .and_then(|s| s["epochs_completed"].as_u64())
-            .unwrap_or(0);
-        // Any file content past the first complete epoch's records will do;
-        // read it leniently (the writer may be mid-record).
-        let logged_beyond = done >= epochs
+fn kill_during_epoch(child: Child, run_dir: &Path, epochs: u64, n_batches: i64) -> u64 {
+    kill_when(child, run_dir, "it was killed", Duration::from_millis(5), |done| {
+        done >= epochs
             && event_files(run_dir).first().and_then(|f| std::fs::read(f).ok()).is_some_and(|b| {
                 let mut at = 0;
                 let mut max_step = 0;
@@ -382,18 +365,8 @@ fn kill_during_epoch(mut child: Child, run_dir: &Path, epochs: u64, n_batches: i
                     at += 12 + len + 4;
                 }
                 max_step > done as i64 * n_batches
-            });
-        if logged_beyond {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-            return done;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the run ended ({status}) before it was killed");
-        }
-        assert!(Instant::now() < deadline, "no epoch {epochs} within 5 minutes");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+            })
+    })
 }
 
 #[test]
@@ -403,7 +376,7 @@ fn a_resumed_run_appends_a_new_event_file_and_logs_each_epoch_once() {
     let five = ["--n-epochs", "5"];
     // 5,400 training items in batches of 32 (the validation split is 10%).
     let n_batches = 169;
-    let child = command(&args(exp, "killed", &five)).spawn().unwrap();
+    let child = selmask(&args(exp, "killed", &five)).spawn().unwrap();
     let run_dir = dir.path().join("synthetic/static/killed/run_0");
     let done = kill_during_epoch(child, &run_dir, 2, n_batches);
     assert!(done < 5, "killed too late to test anything (after epoch {done})");
