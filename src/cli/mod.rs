@@ -253,7 +253,7 @@ pub struct TrainArgs {
     /// Training batch size.
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
-    /// Print the running loss, and log the batch's losses to TensorBoard, every this many iterations [default: 140, the paper's].
+    /// Print the running loss, and log the batch's losses to TensorBoard, every this many iterations; logging only: a --resume may change it [default: 140, the paper's].
     #[arg(long)]
     pub log_iter: Option<usize>,
     /// Write a TensorBoard event file into each run directory (train/ losses every --log-iter iterations; eval/ metrics and the mask as an image every epoch). Logging only: a --resume may change it.

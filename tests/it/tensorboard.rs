@@ -341,6 +341,10 @@ fn tensorboard_and_log_iter_are_logging_only_and_tensorboard_can_be_turned_off()
     every_7[at] = "7";
     let out = run(&every_7);
     assert!(String::from_utf8_lossy(&out.stderr).contains("skipped"), "{}", String::from_utf8_lossy(&out.stderr));
+    // A value that is not a boolean fails before any data is read.
+    let out = selmask(&[&args(exp, "bad", &one)[..], &["--tensorboard", "2", "--data-dir", "/nonexistent"]].concat()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--tensorboard") && !err.contains("nonexistent"), "{err}");
     // And --overwrite accepts a run directory holding event files as selmask's.
     run(&args(exp, "on", &[&one[..], &["--overwrite"]].concat()));
     assert_eq!(event_files(&run_dir).len(), 1);
