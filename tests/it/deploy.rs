@@ -229,7 +229,8 @@ fn every_mask_model_trains_exports_and_serves_the_trainers_per_input_masks() {
             input_drop_upscaling: false,
         });
 
-        // Two steps on one batch: the loss falls and g moves.
+        // Steps on one batch: the loss falls and g moves.
+        device.seed(17);
         let mask = config.selection_mask().unwrap().init(&device).unwrap();
         let Mask::Dynamic(dynamic) = &mask else { panic!("{kind}: a dynamic mask") };
         let g_before = module_tensors(&dynamic.model);
@@ -244,9 +245,15 @@ fn every_mask_model_trains_exports_and_serves_the_trainers_per_input_masks() {
         let batch = prepared.train.ordered(64).next().unwrap().unwrap();
         let ce = CrossEntropyLossConfig::new().init(&device);
         let params = StepParams { lambda: 0.05, tau: 1.0, lr_net: config.optim.lr_net, lr_mask: config.optim.lr_mask, freeze_mask: false };
-        let (learner, first) = learner.step(batch.clone(), &ce, params);
-        let (learner, second) = learner.step(batch, &ce, params);
-        assert!(second.loss < first.loss, "{kind}: loss {} then {}", first.loss, second.loss);
+        // Five steps, not two: a single Adam step from a random start raised
+        // smallconvatt's loss about once in five suite runs.
+        let (mut learner, first) = learner.step(batch.clone(), &ce, params);
+        let mut last = first;
+        for _ in 0..4 {
+            let (next, losses) = learner.step(batch.clone(), &ce, params);
+            (learner, last) = (next, losses);
+        }
+        assert!(last.loss < first.loss, "{kind}: loss {} then {}", first.loss, last.loss);
         let Some(Mask::Dynamic(dynamic)) = &learner.mask else { unreachable!() };
         assert_ne!(module_tensors(&dynamic.model), g_before, "{kind}: g did not move");
 
