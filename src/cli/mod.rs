@@ -183,6 +183,13 @@ impl ReportArgs {
     }
 }
 
+impl TrainArgs {
+    /// `--dynamic-learn-static`, or its default: on with `--target-q`.
+    fn learn_static(&self) -> bool {
+        self.dynamic_learn_static.unwrap_or(self.target_q.is_some())
+    }
+}
+
 /// Parses the reference's booleans: 1/0, true/false, t/f, yes/no, y/n.
 pub fn parse_bool(s: &str) -> std::result::Result<bool, String> {
     match s.to_ascii_lowercase().as_str() {
@@ -345,9 +352,9 @@ pub struct TrainArgs {
     /// Dynamic masks: width of the thumbnail the server's mask model sees (-1: full size).
     #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
     pub dynamic_w: i64,
-    /// Dynamic masks: also learn a per-cell bias b (else b stays at --any-init-mean).
-    #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
-    pub dynamic_learn_static: bool,
+    /// Dynamic masks: also learn a per-cell bias b (else b stays at --any-init-mean) [default: on with --target-q, off otherwise (the paper's). A budget needs it: the linear g has no bias, so on zero-mean inputs W·x is negative for at most about half of them and Q stays near 0.5 whatever λ (measured on the synthetic data)].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
+    pub dynamic_learn_static: Option<bool>,
     /// Dynamic masks: learn the mask model g (else g stays zero).
     #[arg(long, default_value = "true", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
     pub dynamic_learn_dynamic: bool,
@@ -697,7 +704,7 @@ impl TrainArgs {
             MaskType::Dynamic => Some(XorDynamicConfig {
                 model: self.dynamic_mask.parse()?,
                 server_hw: self.dynamic_server_hw(shape)?,
-                learn_static: self.dynamic_learn_static,
+                learn_static: self.learn_static(),
                 learn_dynamic: self.dynamic_learn_dynamic,
             }),
             _ => None,
@@ -721,7 +728,7 @@ impl TrainArgs {
                 granularity,
                 model: self.dynamic_mask.parse()?,
                 server_hw: self.dynamic_server_hw(shape)?,
-                learn_static: self.dynamic_learn_static,
+                learn_static: self.learn_static(),
                 learn_dynamic: self.dynamic_learn_dynamic,
                 init_mean: self.any_init_mean,
                 init_std: self.any_init_std,
@@ -951,6 +958,23 @@ mod tests {
         let (c, plan) = a.to_config(&m, [1, 28, 28], 10).unwrap();
         assert_eq!((c.n_epochs, c.lambda.patience, c.log_iter), (50, 1, 140));
         assert!(plan.experiment_dir.ends_with("fashion_mnist/static/default"));
+    }
+
+    #[test]
+    fn a_dynamic_bias_is_learned_by_default_only_with_a_budget() {
+        let learned = |extra: &[&str]| {
+            let mut args = vec!["selmask", "train", "--dataset", "mnist", "--mask-type", "dynamic"];
+            args.extend_from_slice(extra);
+            let (a, m) = train(&args);
+            match a.to_config(&m, [1, 28, 28], 10).unwrap().0.mask {
+                MaskConfig::Dynamic(d) => d.learn_static,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert!(!learned(&[]), "the paper's default");
+        assert!(learned(&["--target-q", "0.1"]));
+        assert!(!learned(&["--target-q", "0.1", "--dynamic-learn-static", "0"]));
+        assert!(learned(&["--dynamic-learn-static"]));
     }
 
     #[test]

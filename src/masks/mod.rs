@@ -15,6 +15,7 @@ pub mod scheduled;
 pub mod static_mask;
 pub mod xor;
 
+use burn::module::Param;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +23,7 @@ use crate::error::Result;
 use dynamic::{DynamicMask, DynamicMaskConfig};
 use granularity::{CellLayout, Granularity};
 use static_mask::{Masked, StaticMask, StaticMaskConfig};
-use xor::{XorPipeline, XorPipelineConfig};
+use xor::{AnyMask, XorPipeline, XorPipelineConfig};
 
 /// Settings of a [`Mask`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,6 +141,47 @@ impl MaskConfig {
 }
 
 impl Mask {
+    /// Adds `delta` to every logit of the learned selection (a static mask's
+    /// logits, a dynamic mask's bias b, an xor pipeline's any mask), so that
+    /// more (`delta > 0`) or fewer cells pass the threshold; the ranking of
+    /// the cells is unchanged. The optimiser's state is left as it is.
+    pub fn shift_logits(self, delta: f64) -> Self {
+        fn shift(p: Param<Tensor<3>>, delta: f64) -> Param<Tensor<3>> {
+            // A new leaf: shifting the tracked tensor itself would make the
+            // parameter the output of an operation whose graph the last
+            // backward pass consumed. (`detach` alone keeps a parameter
+            // tracked, so the sum would still be a graph node.)
+            p.map(|t| {
+                let tracked = t.is_require_grad();
+                let t = t.set_require_grad(false).add_scalar(delta);
+                if tracked { t.require_grad() } else { t }
+            })
+        }
+        match self {
+            Mask::Static(mut m) => {
+                m.logits = shift(m.logits, delta);
+                Mask::Static(m)
+            }
+            Mask::Dynamic(mut m) => {
+                m.bias = shift(m.bias, delta);
+                Mask::Dynamic(m)
+            }
+            Mask::Xor(mut x) => {
+                x.any = x.any.map(|any| match any {
+                    AnyMask::Static(mut m) => {
+                        m.logits = shift(m.logits, delta);
+                        AnyMask::Static(m)
+                    }
+                    AnyMask::Dynamic(mut m) => {
+                        m.bias = shift(m.bias, delta);
+                        AnyMask::Dynamic(m)
+                    }
+                });
+                Mask::Xor(x)
+            }
+        }
+    }
+
     /// The cell geometry.
     pub fn layout(&self) -> &CellLayout {
         match self {

@@ -480,7 +480,10 @@ impl TrainConfig {
         let mut learner = Learner { net, net_optim, mask, mask_optim: self.optim.mask(), schedule };
 
         let mut lambda = self.lambda.init();
-        let mut budget = self.target_q.map(|t| BudgetController::new(t, self.lambda.init, self.lambda.factor, self.lambda.patience));
+        let mut budget = self.target_q.map(|t| {
+            BudgetController::new(t, self.lambda.init, self.lambda.factor, self.lambda.patience)
+                .shifting_from_start(self.mask_type == super::MaskType::Dynamic)
+        });
         let mut tau = self.tau.init();
         let mut curve = QCurve::new(self.checkpoint_qloss_interval);
         let last_path = run_dir.join(LAST_FILE);
@@ -566,7 +569,10 @@ impl TrainConfig {
                     });
                 }
                 if let Some(b) = &mut budget {
-                    b.after_batch(losses.q as f64);
+                    let shift = b.after_batch(losses.q as f64);
+                    if shift != 0.0 {
+                        learner.mask = learner.mask.map(|m| m.shift_logits(shift));
+                    }
                 }
                 loss_sum += losses.loss as f64;
                 task_sum += losses.task as f64;

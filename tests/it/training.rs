@@ -110,6 +110,54 @@ fn non_finite_loss_stops_and_keeps_earlier_checkpoints() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// The budget controller shifts the mask's logits between steps: the
+/// shifted logits must stay a learnable leaf (shifting the tracked tensor
+/// itself made the next backward pass panic on a consumed graph).
+#[test]
+fn a_mask_shifted_between_steps_keeps_learning() {
+    use selmask::masks::dynamic::DynamicMaskConfig;
+    use selmask::masks::dynamic::models::MaskModelKind;
+    let data = small_synthetic(4);
+    let device = device();
+    let mut config = synthetic_config(&data, 1);
+    let dynamic = MaskConfig::Dynamic(DynamicMaskConfig {
+        input_shape: data.dataset.info.shape,
+        granularity: Granularity::Pixel,
+        model: MaskModelKind::Linear,
+        server_hw: None,
+        learn_static: true,
+        learn_dynamic: true,
+        init_mean: 3.0,
+        init_std: 0.01,
+        input_drop_upscaling: false,
+    });
+    let prepared = PreparedData::new(&data.dataset, config.val_split, config.seed, &device).unwrap();
+    let batch = prepared.train.ordered(64).next().unwrap().unwrap();
+    let ce = burn::nn::loss::CrossEntropyLossConfig::new().init(&device);
+    let params = StepParams { lambda: 1.0, tau: 1.0, lr_net: 0.001, lr_mask: 0.01, freeze_mask: false };
+    for mask in [config.mask.clone(), dynamic] {
+        config.mask = mask;
+        let learner = Learner {
+            net: config.network.init(&device),
+            net_optim: config.optim.net(),
+            mask: Some(config.selection_mask().unwrap().init(&device).unwrap()),
+            mask_optim: config.optim.mask(),
+            schedule: None,
+        };
+        let (mut learner, first) = learner.step(batch.clone(), &ce, params);
+        assert_eq!(first.q, 1.0, "every cell starts selected");
+        // Below zero: the batch's Q drops to (nearly) nothing at once.
+        learner.mask = learner.mask.map(|m| m.shift_logits(-3.5));
+        let (mut learner, shifted) = learner.step(batch.clone(), &ce, params);
+        assert!(shifted.q < 0.5, "Q {} after shifting every logit by -3.5", shifted.q);
+        learner.mask = learner.mask.map(|m| m.shift_logits(3.5));
+        let before = module_tensors(learner.mask.as_ref().unwrap());
+        let (learner, back) = learner.step(batch.clone(), &ce, params);
+        assert!(back.q > 0.5, "Q {} after shifting back", back.q);
+        assert_ne!(module_tensors(learner.mask.as_ref().unwrap()), before, "the mask stopped learning");
+    }
+}
+
 #[test]
 fn warm_up_network_and_optimiser_state_carry_over() {
     let data = small_synthetic(4);
