@@ -302,7 +302,7 @@ pub struct TrainArgs {
     /// Q must fall by more than this (absolute) to count as an improvement.
     #[arg(long, default_value_t = 0.0025)]
     pub lambda_threshold: f64,
-    /// Budget-targeted training: drive lambda so that Q ends in [this - 0.02, this], and stop once it is there and accuracy settles [default: off, the paper's plateau schedule].
+    /// Budget-targeted training: drive lambda (dual ascent) and shift the mask's logits so that Q ends in [this - 0.02, this], and stop once it is there and accuracy settles; dynamic masks then learn their per-cell bias unless --dynamic-learn-static 0 [default: off, the paper's plateau schedule].
     #[arg(long)]
     pub target_q: Option<f64>,
     /// Budget-targeted training: epochs within budget without accuracy gain before stopping.
