@@ -89,6 +89,23 @@ pub struct Experiment {
     pub warnings: Vec<String>,
 }
 
+impl Experiment {
+    /// The method its runs are compared with the paper as: `full` (the
+    /// paper's "full data") for a static mask frozen at its all-selected
+    /// start, so that every epoch's Q is 1, else the mask-type directory.
+    pub fn method(&self) -> &str {
+        let full_data = self.runs.iter().all(|r| {
+            let c = &r.record.config;
+            c.mask_type == crate::training::MaskType::Static
+                && c.freeze_mask
+                && c.init_checkpoint.is_none()
+                && !r.metrics.is_empty()
+                && r.metrics.iter().all(|m| m.q >= 1.0 - 1e-9)
+        });
+        if full_data { "full" } else { &self.id.mask_type }
+    }
+}
+
 /// How runs are loaded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoadOptions {
@@ -424,6 +441,8 @@ pub fn at_budget(runs: &[Run], budget: f64) -> Option<BudgetResult> {
 pub struct ExperimentSummary {
     /// Which one.
     pub id: ExperimentId,
+    /// From [`Experiment::method`].
+    pub method: String,
     /// How it is labelled in tables and legends (the mask type, or
     /// `mask_type/name` when a dataset has several experiments of that type).
     pub label: String,
@@ -447,6 +466,7 @@ pub fn summarize(experiment: &Experiment, label: String) -> ExperimentSummary {
     let first = &experiment.runs[0];
     ExperimentSummary {
         id: experiment.id.clone(),
+        method: experiment.method().to_string(),
         label,
         n_runs: experiment.runs.len(),
         record: first.record.clone(),

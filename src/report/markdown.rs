@@ -44,7 +44,7 @@ pub fn budget_rows(dataset: &str, experiments: &[&Experiment], labels: &[String]
     let refs = paper::for_dataset(dataset);
     for (e, label) in experiments.iter().zip(labels) {
         let mut qs: Vec<f64> = budgets.to_vec();
-        qs.extend(refs.iter().filter(|p| p.method == e.id.mask_type).map(|p| p.q));
+        qs.extend(refs.iter().filter(|p| p.method == e.method()).map(|p| p.q));
         qs.sort_by(f64::total_cmp);
         qs.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
         for q in qs {
@@ -53,11 +53,11 @@ pub fn budget_rows(dataset: &str, experiments: &[&Experiment], labels: &[String]
                 budget: q,
                 total_runs: Some(e.runs.len()),
                 ours: aggregate::at_budget(&e.runs, q),
-                paper: paper::lookup(dataset, &e.id.mask_type, q),
+                paper: paper::lookup(dataset, e.method(), q),
             });
         }
     }
-    for p in refs.iter().filter(|p| !experiments.iter().any(|e| e.id.mask_type == p.method)) {
+    for p in refs.iter().filter(|p| !experiments.iter().any(|e| e.method() == p.method)) {
         rows.push(BudgetRow { label: format!("{} (not run)", p.label), budget: p.q, total_runs: None, ours: None, paper: Some(*p) });
     }
     rows

@@ -525,8 +525,8 @@ pub fn comparison_figure(
         .map(|e| {
             // The first experiment of a mask type has the method's colour
             // (shared with the paper's markers); further ones get others.
-            let color = if used.contains(&e.id.mask_type.as_str()) { *extra.next().expect("cycle") } else { method_color(&e.id.mask_type) };
-            used.push(&e.id.mask_type);
+            let color = if used.contains(&e.method.as_str()) { *extra.next().expect("cycle") } else { method_color(&e.method) };
+            used.push(&e.method);
             let mut points: Vec<(f64, f64, f64)> = e.curve.iter().map(|r| (r.q, r.test_accuracy.0, r.test_accuracy.1)).collect();
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
             Line { label: format!("{} ({} run{})", e.label, e.n_runs, if e.n_runs == 1 { "" } else { "s" }), color, points }

@@ -226,6 +226,35 @@ fn check_svg(path: &Path, texts: &[&str]) {
     }
 }
 
+/// A static mask frozen at its all-selected start is the paper's "full
+/// data" reference: compared with its number (mnist ≈ 0.99 at Q = 1), not
+/// with the static mask's, and the "(not run)" row is gone.
+#[test]
+fn a_frozen_all_selected_static_mask_is_reported_as_full_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    let full: Vec<Epoch> =
+        (0..4).map(|e| Epoch { epoch: e + 1, q: 1.0, bytes: 1.0, val: 0.97 + 0.001 * e as f64, test: 0.968, lambda: 0.0 }).collect();
+    for r in 0..2 {
+        let dir = write_run(&runs, "static", r, &full, 4, true);
+        let path = dir.join("config.json");
+        let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        config["config"]["freeze_mask"] = json!(true);
+        write(&path, &config.to_string());
+    }
+    let out = tmp.path().join("report");
+    let summary = write_report(&runs, &out, &ReportOptions::default()).unwrap();
+    let md = std::fs::read_to_string(&summary.datasets[0].markdown).unwrap();
+    let rows = table_rows(&md, "## Summary against the paper");
+    let full = rows.iter().find(|r| r[0] == "static" && r[1] == "1").unwrap_or_else(|| panic!("{rows:?}"));
+    assert_eq!((full[2].as_str(), full[5].as_str()), ("2/2", "≈ 0.99"), "{full:?}");
+    assert!(!rows.iter().any(|r| r[0].contains("not run") && r[0].contains("full")), "{rows:?}");
+    assert!(
+        rows.iter().filter(|r| r[0] == "static" && r[1] != "1").all(|r| r[5] == "–"),
+        "not compared with the static mask's number: {rows:?}"
+    );
+}
+
 #[test]
 fn report_matches_the_metrics() {
     let tmp = tempfile::tempdir().unwrap();
