@@ -267,10 +267,10 @@ pub struct TrainArgs {
     #[arg(long, default_value = "true", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
     pub tensorboard: bool,
     /// Learning rate of the mask.
-    #[arg(long, default_value_t = 0.001)]
+    #[arg(long, default_value_t = 0.001, allow_negative_numbers = true)]
     pub lr: f64,
     /// Learning rate of the prediction network.
-    #[arg(long, default_value_t = 0.001)]
+    #[arg(long, default_value_t = 0.001, allow_negative_numbers = true)]
     pub lr_net: f64,
     /// Initial temperature tau of the mask's sigmoid.
     #[arg(long, default_value_t = 1.0)]
@@ -294,16 +294,16 @@ pub struct TrainArgs {
     #[arg(long)]
     pub lambda_patience: Option<usize>,
     /// Factor by which lambda grows on a plateau.
-    #[arg(long, default_value_t = 1.25)]
+    #[arg(long, default_value_t = 1.25, allow_negative_numbers = true)]
     pub lambda_factor: f64,
     /// Initial lambda, the weight of Q in the loss.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub lambda_init: f64,
     /// Q must fall by more than this (absolute) to count as an improvement.
     #[arg(long, default_value_t = 0.0025)]
     pub lambda_threshold: f64,
     /// Budget-targeted training: drive lambda (dual ascent) and shift the mask's logits so that Q ends in [this - 0.02, this], and stop once it is there and accuracy settles; dynamic masks then learn their per-cell bias unless --dynamic-learn-static 0 [default: off, the paper's plateau schedule].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub target_q: Option<f64>,
     /// Budget-targeted training: epochs within budget without accuracy gain before stopping.
     #[arg(long, default_value_t = 5)]
@@ -423,7 +423,7 @@ pub struct PretrainArgs {
     #[arg(long, default_value_t = 10)]
     pub n_epochs: usize,
     /// Learning rate.
-    #[arg(long, default_value_t = 0.001)]
+    #[arg(long, default_value_t = 0.001, allow_negative_numbers = true)]
     pub lr_net: f64,
     /// Batch size.
     #[arg(long, default_value_t = 128)]

@@ -446,4 +446,15 @@ fn out_of_range_flags_are_named_before_any_data_is_read() {
         &train(data.path(), out.path(), "w", &["--checkpoint-qloss-interval", "1e-12"]),
         &["checkpoint-qloss-interval", "[1e-6, 1]"],
     );
+    // A negative number is the flag's value (named by its range check), not
+    // an unknown flag `-1`.
+    for (flag, named) in [
+        ("--lr-net", "lr-net = -1"),
+        ("--lr", "lr = -1"),
+        ("--lambda-init", "lambda-init = -1"),
+        ("--lambda-factor", "lambda-factor = -1"),
+        ("--target-q", "target-q = -1"),
+    ] {
+        refused(&train(data.path(), out.path(), "w", &[flag, "-1"]), &[named]);
+    }
 }
