@@ -140,42 +140,31 @@ impl MaskConfig {
     }
 }
 
+/// `p + delta`, as a new leaf: shifting the tracked tensor itself would
+/// make the parameter the output of an operation whose graph the last
+/// backward pass consumed. (`detach` alone keeps a parameter tracked, so
+/// the sum would still be a graph node.)
+pub(crate) fn shift_param(p: Param<Tensor<3>>, delta: f64) -> Param<Tensor<3>> {
+    p.map(|t| {
+        let tracked = t.is_require_grad();
+        let t = t.set_require_grad(false).add_scalar(delta);
+        if tracked { t.require_grad() } else { t }
+    })
+}
+
 impl Mask {
     /// Adds `delta` to every logit of the learned selection (a static mask's
     /// logits, a dynamic mask's bias b, an xor pipeline's any mask), so that
     /// more (`delta > 0`) or fewer cells pass the threshold; the ranking of
     /// the cells is unchanged. The optimiser's state is left as it is.
     pub fn shift_logits(self, delta: f64) -> Self {
-        fn shift(p: Param<Tensor<3>>, delta: f64) -> Param<Tensor<3>> {
-            // A new leaf: shifting the tracked tensor itself would make the
-            // parameter the output of an operation whose graph the last
-            // backward pass consumed. (`detach` alone keeps a parameter
-            // tracked, so the sum would still be a graph node.)
-            p.map(|t| {
-                let tracked = t.is_require_grad();
-                let t = t.set_require_grad(false).add_scalar(delta);
-                if tracked { t.require_grad() } else { t }
-            })
-        }
         match self {
-            Mask::Static(mut m) => {
-                m.logits = shift(m.logits, delta);
-                Mask::Static(m)
-            }
-            Mask::Dynamic(mut m) => {
-                m.bias = shift(m.bias, delta);
-                Mask::Dynamic(m)
-            }
+            Mask::Static(m) => Mask::Static(m.shift_logits(delta)),
+            Mask::Dynamic(m) => Mask::Dynamic(m.shift_logits(delta)),
             Mask::Xor(mut x) => {
                 x.any = x.any.map(|any| match any {
-                    AnyMask::Static(mut m) => {
-                        m.logits = shift(m.logits, delta);
-                        AnyMask::Static(m)
-                    }
-                    AnyMask::Dynamic(mut m) => {
-                        m.bias = shift(m.bias, delta);
-                        AnyMask::Dynamic(m)
-                    }
+                    AnyMask::Static(m) => AnyMask::Static(m.shift_logits(delta)),
+                    AnyMask::Dynamic(m) => AnyMask::Dynamic(m.shift_logits(delta)),
                 });
                 Mask::Xor(x)
             }

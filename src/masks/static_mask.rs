@@ -109,6 +109,12 @@ pub fn upscale_factor(q: f64, n_cells: usize) -> f64 {
 }
 
 impl StaticMask {
+    /// Adds `delta` to every logit (see [`super::Mask::shift_logits`]).
+    pub fn shift_logits(mut self, delta: f64) -> Self {
+        self.logits = super::shift_param(self.logits, delta);
+        self
+    }
+
     /// The cell geometry.
     pub fn layout(&self) -> &CellLayout {
         &self.layout

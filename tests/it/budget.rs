@@ -1,8 +1,6 @@
 //! Budget-targeted training (`--target-q`) lands Q within the budget.
 
 use selmask::masks::MaskConfig;
-use selmask::masks::dynamic::DynamicMaskConfig;
-use selmask::masks::dynamic::models::MaskModelKind;
 use selmask::training::budget::TargetQConfig;
 use selmask::training::metrics::{EpochMetrics, read_jsonl};
 use selmask::training::optim::OptimConfig;
@@ -14,7 +12,7 @@ use selmask::training::{MaskType, TrainConfig};
 use selmask::data::synthetic::SyntheticConfig;
 use selmask::masks::granularity::Granularity;
 
-use crate::fixtures::{device, synthetic_config};
+use crate::fixtures::{device, linear_dynamic, synthetic_config};
 
 /// The small synthetic problem with the defaults of `selmask train`: both
 /// learning rates 0.001, λ from 1 (×1.25 on plateaus, patience 1), logits
@@ -39,21 +37,11 @@ fn budget_config(mask_type: MaskType, q: f64, n_epochs: usize) -> (selmask::data
     config.target_q = Some(TargetQConfig::new(q));
     config.mask_type = mask_type;
     if mask_type == MaskType::Dynamic {
-        config.mask = MaskConfig::Dynamic(DynamicMaskConfig {
-            input_shape: data.dataset.info.shape,
-            granularity: Granularity::Pixel,
-            model: MaskModelKind::Linear,
-            server_hw: None,
-            // The synthetic inputs have zero mean and the linear model no
-            // bias: without the per-cell bias (`--dynamic-learn-static 1`,
-            // the default with `--target-q`) W·x cannot lower most logits at
-            // once, and Q stays near 0.5.
-            learn_static: true,
-            learn_dynamic: true,
-            init_mean: 3.0,
-            init_std: 0.01,
-            input_drop_upscaling: false,
-        });
+        // The synthetic inputs have zero mean and the linear model no bias:
+        // without the per-cell bias (`--dynamic-learn-static 1`, the default
+        // with `--target-q`; the fixture learns it) W·x cannot lower most
+        // logits at once, and Q stays near 0.5.
+        config.mask = MaskConfig::Dynamic(linear_dynamic(&data, Granularity::Pixel));
     }
     (data, config)
 }

@@ -96,22 +96,14 @@ fn static_artifact_served_and_inferred_matches_the_trainer() {
 #[test]
 fn dynamic_artifact_served_and_inferred_matches_the_trainer() {
     use selmask::masks::dynamic::DynamicMaskConfig;
-    use selmask::masks::dynamic::models::MaskModelKind;
     let data = small_synthetic(6);
     let mut config = synthetic_config(&data, 3);
     config.mask_type = selmask::training::MaskType::Dynamic;
     config.optim.lr_mask = 0.002;
     config.lambda.init = 0.05;
     config.mask = MaskConfig::Dynamic(DynamicMaskConfig {
-        input_shape: data.dataset.info.shape,
-        granularity: "block:2".parse().unwrap(),
-        model: MaskModelKind::Linear,
-        server_hw: None,
-        learn_static: true,
-        learn_dynamic: true,
-        init_mean: 3.0,
-        init_std: 0.01,
         input_drop_upscaling: true,
+        ..crate::fixtures::linear_dynamic(&data, "block:2".parse().unwrap())
     });
     let dir = tempfile::tempdir().unwrap();
     let (artifact, _) = train_and_export(&config, &data, dir.path(), 1.0);

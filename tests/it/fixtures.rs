@@ -56,6 +56,22 @@ pub fn small_synthetic(seed: u64) -> SyntheticData {
     .generate()
 }
 
+/// A dynamic mask with the linear g on inputs of `data`, bias and g both
+/// learned, starting from "send everything" (bias 3), no upscaling.
+pub fn linear_dynamic(data: &SyntheticData, granularity: Granularity) -> selmask::masks::dynamic::DynamicMaskConfig {
+    selmask::masks::dynamic::DynamicMaskConfig {
+        input_shape: data.dataset.info.shape,
+        granularity,
+        model: selmask::masks::dynamic::models::MaskModelKind::Linear,
+        server_hw: None,
+        learn_static: true,
+        learn_dynamic: true,
+        init_mean: 3.0,
+        init_std: 0.01,
+        input_drop_upscaling: false,
+    }
+}
+
 /// A training configuration for the small synthetic problem (MLP network).
 pub fn synthetic_config(data: &SyntheticData, n_epochs: usize) -> TrainConfig {
     config_for(&data.dataset.info, n_epochs)

@@ -115,22 +115,10 @@ fn non_finite_loss_stops_and_keeps_earlier_checkpoints() {
 /// itself made the next backward pass panic on a consumed graph).
 #[test]
 fn a_mask_shifted_between_steps_keeps_learning() {
-    use selmask::masks::dynamic::DynamicMaskConfig;
-    use selmask::masks::dynamic::models::MaskModelKind;
     let data = small_synthetic(4);
     let device = device();
     let mut config = synthetic_config(&data, 1);
-    let dynamic = MaskConfig::Dynamic(DynamicMaskConfig {
-        input_shape: data.dataset.info.shape,
-        granularity: Granularity::Pixel,
-        model: MaskModelKind::Linear,
-        server_hw: None,
-        learn_static: true,
-        learn_dynamic: true,
-        init_mean: 3.0,
-        init_std: 0.01,
-        input_drop_upscaling: false,
-    });
+    let dynamic = MaskConfig::Dynamic(crate::fixtures::linear_dynamic(&data, Granularity::Pixel));
     let prepared = PreparedData::new(&data.dataset, config.val_split, config.seed, &device).unwrap();
     let batch = prepared.train.ordered(64).next().unwrap().unwrap();
     let ce = burn::nn::loss::CrossEntropyLossConfig::new().init(&device);

@@ -149,6 +149,13 @@ impl burn::module::ModuleMapper for ZeroParams {
 }
 
 impl DynamicMask {
+    /// Adds `delta` to the bias b, so to every logit (see
+    /// [`super::Mask::shift_logits`]).
+    pub fn shift_logits(mut self, delta: f64) -> Self {
+        self.bias = super::shift_param(self.bias, delta);
+        self
+    }
+
     /// The cell geometry.
     pub fn layout(&self) -> &CellLayout {
         &self.layout
