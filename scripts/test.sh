@@ -21,7 +21,7 @@ fi
 
 # One profile (dev, dependencies optimised; see Cargo.toml): the test build
 # and the main job share Burn's compilation.
-cargo test --locked --all-targets 2>&1
+cargo test --locked --workspace --all-targets 2>&1
 
 # The kernels' unit tests again with debug assertions on, for this crate
 # only: the profile above keeps them off (they cost gemm a factor of 3-4),
@@ -29,4 +29,4 @@ cargo test --locked --all-targets 2>&1
 # `debug_assert!`s, std's precondition checks) run nowhere else. Only the
 # library's test target is rebuilt (dependencies keep their build); the
 # kernels' own guards are plain `assert!`s and ran in the pass above.
-cargo test --locked --lib --config 'profile.dev.package.selmask.debug-assertions=true' kernels:: 2>&1
+cargo test --locked -p selmask --lib --config 'profile.dev.package.selmask.debug-assertions=true' kernels:: 2>&1

@@ -12,7 +12,7 @@ use crate::data::augment::{AugmentConfig, Augmenter};
 use crate::data::batch::{TensorSplit, augment_rng, epoch_rng};
 use crate::data::sampling::Sampling;
 use crate::data::{self, DatasetName};
-use crate::masks::granularity::Granularity;
+use selmask_wire::granularity::Granularity;
 use crate::masks::static_mask::StaticMaskConfig;
 use crate::models::NetworkConfig;
 use crate::training::optim::OptimConfig;
@@ -96,9 +96,9 @@ fn bench_data(args: &BenchArgs, network: &str) -> Result<(crate::data::ImageSet,
             Ok((dataset.train, dataset.info, "train-epoch: LeNet5 + static pixel mask, Fashion-MNIST train set"))
         }
         "resnet20" => {
-            use crate::transfer::fixtures::synthetic_set;
+            use selmask_wire::transfer::fixtures::synthetic_set;
             let shape = [3, 32, 32];
-            let set = synthetic_set(shape, CIFAR_SHAPED_IMAGES, crate::export::format::StoredDtype::U8, 0);
+            let set = synthetic_set(shape, CIFAR_SHAPED_IMAGES, selmask_wire::artifact::format::StoredDtype::U8, 0);
             let info = crate::data::cifar10::info();
             anyhow::ensure!(info.shape == shape, "CIFAR-10 is {:?}, not {shape:?}", info.shape);
             Ok((set, info, "train-epoch: ResNet20 + static pixel mask, 50,000 generated 3x32x32 images (CIFAR-10-shaped)"))
@@ -308,7 +308,7 @@ pub fn versions_throughput(batches: usize, passes: usize) -> Result<VersionsBenc
     use crate::data::Pixels;
     use crate::data::versions::VersionsConfig;
     let (shape, batch_size) = ([3, 32, 32], 128);
-    let set = crate::transfer::fixtures::synthetic_set(shape, batch_size * batches.max(1), crate::export::format::StoredDtype::U8, 0);
+    let set = selmask_wire::transfer::fixtures::synthetic_set(shape, batch_size * batches.max(1), selmask_wire::artifact::format::StoredDtype::U8, 0);
     let Pixels::U8(pixels) = &set.pixels else { anyhow::bail!("the generated set is 8-bit") };
     let versions = VersionsConfig { quality_levels: vec![90, 70, 50, 30, 10], thumbs: vec![] };
     let mut passes_seconds = Vec::new();
@@ -332,17 +332,17 @@ pub fn versions_throughput(batches: usize, passes: usize) -> Result<VersionsBenc
     })
 }
 
-/// `bench serve`: the load test of [`crate::transfer::bench::load_test`],
+/// `bench serve`: the load test of [`selmask_wire::transfer::bench::load_test`],
 /// or with `--stalled N` the check of
-/// [`crate::transfer::bench::stalled_clients`].
+/// [`selmask_wire::transfer::bench::stalled_clients`].
 fn serve(args: &BenchArgs) -> Result<()> {
-    use crate::transfer::bench::{load_test_blocking, synthetic_state};
-    use crate::transfer::server::{ServerConfig, ServerState};
+    use selmask_wire::transfer::bench::{load_test_blocking, synthetic_state};
+    use selmask_wire::transfer::server::{ServerConfig, ServerState};
     let config = args.load_test_config()?;
     let (state, id, split) = match &args.artifact {
         None => synthetic_state(ServerConfig::default(), 10_000)?,
         Some(dir) => {
-            let artifact = crate::export::read_artifact(dir).with_context(|| format!("reading {}", dir.display()))?;
+            let artifact = selmask_wire::artifact::read_artifact(dir).with_context(|| format!("reading {}", dir.display()))?;
             let name: DatasetName = artifact.manifest.dataset.name.parse()?;
             let dataset = data::load(name, args.data_dir.as_deref())?;
             let mut state = ServerState::new(ServerConfig::default());
@@ -382,9 +382,9 @@ fn serve(args: &BenchArgs) -> Result<()> {
 
 /// `bench serve --stalled N`: `/health` and item latencies beside N
 /// stalled connections, on a server with the default limits.
-fn stalled(args: &BenchArgs, state: crate::transfer::server::ServerState, id: &str, split: &str) -> Result<()> {
-    use crate::transfer::bench::{StalledConfig, stalled_clients_blocking};
-    use crate::transfer::server::ConnectionLimits;
+fn stalled(args: &BenchArgs, state: selmask_wire::transfer::server::ServerState, id: &str, split: &str) -> Result<()> {
+    use selmask_wire::transfer::bench::{StalledConfig, stalled_clients_blocking};
+    use selmask_wire::transfer::server::ConnectionLimits;
     let limits = ConnectionLimits::default();
     let config = StalledConfig { stalled: args.stalled, max_seconds: args.max_seconds, ..StalledConfig::default() };
     let body_timeout = state.config().body_read_timeout;
@@ -420,9 +420,9 @@ fn stalled(args: &BenchArgs, state: crate::transfer::server::ServerState, id: &s
     Ok(())
 }
 
-/// `bench pack`: [`crate::transfer::bench::pack_throughput`].
+/// `bench pack`: [`selmask_wire::transfer::bench::pack_throughput`].
 fn pack(args: &BenchArgs) -> Result<()> {
-    use crate::transfer::bench::{PackBenchConfig, pack_throughput};
+    use selmask_wire::transfer::bench::{PackBenchConfig, pack_throughput};
     if !(args.min_seconds.is_finite() && args.min_seconds > 0.0 && args.min_seconds <= 600.0) {
         anyhow::bail!(crate::error::Error::config("min-seconds", args.min_seconds, "must be a positive number of seconds, at most 600"));
     }

@@ -3,12 +3,20 @@
 //! cross the wire (Oehmcke & Gieseke, "Input Selection for
 //! Bandwidth-Limited Neural Network Inference", SDM 2022).
 //!
-//! - [`data`]: datasets (IDX, synthetic), splits, batches;
-//! - [`masks`]: granularities, the static mask, λ and τ schedules;
+//! This crate is the Burn half; the Burn-free half (dataset types,
+//! granularities and cell layouts, the artifact format, the wire codec, the
+//! storage server and the client) is the `selmask_wire` crate below it.
+//!
+//! - [`data`]: dataset loaders (IDX, CIFAR, SVHN, Galaxy10, remote, ships,
+//!   synthetic), splits, batches, augmentation;
+//! - [`masks`]: the static, dynamic, xor and scheduled masks, λ and τ schedules;
 //! - [`models`]: prediction networks;
 //! - [`kernels`]: fast CPU kernels for Burn's flex backend;
 //! - [`training`]: the joint training loop, warm-up, checkpoints, metrics;
-//! - [`report`]: tables of accuracy versus Q;
+//! - [`deploy`]: checkpoint to artifact, and the networks behind the client
+//!   and the server's dynamic masks;
+//! - [`report`]: tables and figures of accuracy versus Q;
+//! - [`reproduce`]: the paper's experiments as presets;
 //! - [`tensorboard`]: TensorBoard event files of training runs;
 //! - [`cli`], [`commands`], [`bench`]: the `selmask` program.
 
@@ -18,7 +26,6 @@ pub mod commands;
 pub mod data;
 pub mod deploy;
 pub mod error;
-pub mod export;
 pub mod kernels;
 pub mod masks;
 pub mod models;
@@ -26,5 +33,3 @@ pub mod report;
 pub mod reproduce;
 pub mod tensorboard;
 pub mod training;
-pub mod transfer;
-pub mod util;

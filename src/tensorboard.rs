@@ -246,7 +246,7 @@ pub fn keep_records(path: &Path, keep: &dyn Fn(&str, i64) -> bool) -> Result<boo
         }
     }
     if changed {
-        crate::util::atomic_write(path, &kept)?;
+        selmask_wire::util::atomic_write(path, &kept)?;
     }
     Ok(changed)
 }

@@ -15,6 +15,8 @@ mod golden;
 mod granularity;
 #[path = "it/kernels.rs"]
 mod kernels;
+#[path = "it/layers.rs"]
+mod layers;
 #[path = "it/masks.rs"]
 mod masks;
 #[path = "it/optim.rs"]

@@ -5,14 +5,16 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::data::DatasetName;
 use crate::deploy::export::{ExportOptions, PointChoice};
 use crate::error::{Error, Result};
-use crate::export::StoredDtype;
-use crate::transfer::bandwidth::Bandwidth;
-use crate::transfer::client::ClientConfig;
-use crate::transfer::is_plain_name;
-use crate::transfer::server::{ConnectionLimits, ServerConfig};
-use crate::transfer::store::IngestConfig;
+use selmask_wire::artifact::StoredDtype;
+use selmask_wire::granularity::Granularity;
+use selmask_wire::transfer::bandwidth::Bandwidth;
+use selmask_wire::transfer::client::ClientConfig;
+use selmask_wire::util::is_plain_name;
+use selmask_wire::transfer::server::{ConnectionLimits, ServerConfig};
+use selmask_wire::transfer::store::IngestConfig;
 
 /// `selmask export`.
 #[derive(Debug, Clone, Args)]
@@ -32,7 +34,7 @@ pub struct ExportArgs {
     #[arg(long)]
     pub overwrite: bool,
     /// Stored dtype of the data on the server: u8 or f32 [default: the dataset's, u8 for image datasets].
-    #[arg(long)]
+    #[arg(long, value_parser = ["u8", "f32"])]
     pub dtype: Option<String>,
 }
 
@@ -103,7 +105,7 @@ pub fn parse_served_artifact(s: &str) -> Result<(String, PathBuf)> {
 pub struct IngestArgs {
     /// The dataset to write (mnist, fashion_mnist, synthetic, ...).
     #[arg(long)]
-    pub dataset: String,
+    pub dataset: DatasetName,
     /// Directory with the dataset's files [default: $SELMASK_DATA, then the Debian package's directory].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -112,7 +114,7 @@ pub struct IngestArgs {
     pub splits: Vec<String>,
     /// Align the chunks to this granularity's cells (any name of `selmask train --any-granularity`).
     #[arg(long, default_value = "pixel")]
-    pub granularity: String,
+    pub granularity: Granularity,
     /// Items per chunk along the item axis.
     #[arg(long, default_value_t = 256)]
     pub items_per_chunk: usize,
@@ -159,7 +161,7 @@ impl IngestArgs {
 pub struct ServeArgs {
     /// The dataset to hold in memory and serve (mnist, fashion_mnist, synthetic, ...).
     #[arg(long, required_unless_present = "store", conflicts_with = "store")]
-    pub dataset: Option<String>,
+    pub dataset: Option<DatasetName>,
     /// Serve from a Zarr store written by `selmask ingest` instead (reads only the chunks of selected cells).
     #[arg(long)]
     pub store: Option<PathBuf>,
@@ -289,7 +291,7 @@ pub struct InferArgs {
     pub zstd: bool,
     /// Simulate a link of this rate, e.g. 10MB/s, 100Mbit/s; at least 1kB/s [default: no limit].
     #[arg(long)]
-    pub bandwidth: Option<String>,
+    pub bandwidth: Option<Bandwidth>,
     /// Items per forward pass (at most 1048576); the trainer's evaluation batch (1000) gives bit-identical predictions.
     #[arg(long, default_value_t = 1000)]
     pub eval_batch_size: usize,
@@ -319,7 +321,7 @@ impl InferArgs {
     /// The validated client settings.
     pub fn client_config(&self) -> Result<ClientConfig> {
         within("eval-batch-size", self.eval_batch_size, 1..=1 << 20)?;
-        let bandwidth = self.bandwidth.as_deref().map(str::parse::<Bandwidth>).transpose()?;
+        let bandwidth = self.bandwidth;
         if let Some(b) = bandwidth
             && b.bytes_per_s() < MIN_BANDWIDTH_BYTES_PER_S
         {

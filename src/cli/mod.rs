@@ -14,14 +14,15 @@ use crate::data::DatasetName;
 use crate::data::augment::AugmentConfig;
 use crate::data::sampling::Sampling;
 use crate::error::{Error, Result};
-use crate::masks::granularity::Granularity;
+use selmask_wire::granularity::Granularity;
 use crate::masks::schedule::{LambdaScheduleConfig, TauScheduleConfig};
 use crate::masks::MaskConfig;
 use crate::masks::dynamic::DynamicMaskConfig;
 use crate::masks::scheduled::{CellScheduleConfig, RemovalOrder};
 use crate::masks::static_mask::StaticMaskConfig;
 use crate::masks::xor::{XorConfig, XorDynamicConfig};
-use crate::models::NetworkConfig;
+use crate::masks::dynamic::models::MaskModelKind;
+use crate::models::{NETWORK_NAMES, NetworkConfig};
 use crate::training::optim::OptimConfig;
 use crate::training::{MaskType, SelectOn, TrainConfig};
 
@@ -121,7 +122,7 @@ pub struct ReproduceArgs {
 pub struct ImportanceArgs {
     /// The dataset (its training split is used).
     #[arg(long)]
-    pub dataset: String,
+    pub dataset: DatasetName,
     /// Directory with the dataset's files [default: $SELMASK_DATA, then the Debian package's directory].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -214,7 +215,7 @@ pub enum BackendChoice {
 pub struct DataArgs {
     /// Dataset: mnist, fashion_mnist (also f-mnist), synthetic, cifar10, svhn, galaxy10, remote, ships.
     #[arg(long)]
-    pub dataset: String,
+    pub dataset: DatasetName,
     /// Directory with the dataset's files [default: $SELMASK_DATA, then the Debian package's directory].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -222,7 +223,7 @@ pub struct DataArgs {
     #[arg(long, default_value_t = 0.1)]
     pub val_split: f64,
     /// Network: lenet5 (28x28 inputs), mlp, resnet20, resnet20-s2 (ResNet20 with stride 2 in its first stage), allconv, squeezenet1_1 [default: the paper's network for the dataset: lenet5 for mnist, fashion_mnist and 28x28 synthetic data, resnet20 for cifar10 and svhn, resnet20-s2 for galaxy10, allconv for remote, squeezenet1_1 for ships; mlp for other synthetic shapes].
-    #[arg(long)]
+    #[arg(long, value_parser = NETWORK_NAMES)]
     pub network: Option<String>,
     /// squeezenet1_1 only: start from torchvision's ImageNet weights in this local safetensors file (nothing is downloaded); the classifier is re-initialised for the dataset's classes and the last Fire module reset, as the paper's code. Make the file with: python -c 'from safetensors.torch import save_file; import torchvision; save_file(torchvision.models.squeezenet1_1(weights="IMAGENET1K_V1").state_dict(), "squeezenet1_1.safetensors")'
     #[arg(long)]
@@ -240,12 +241,12 @@ pub struct DataArgs {
     /// none for mnist/fashion_mnist/synthetic; h-flip + reflect crop pad 4 for cifar10 and svhn;
     /// v+h flips + shift crop of up to 8 px for galaxy10; v+h flips for remote; v+h flips + reflect
     /// crop pad 10 for ships) or none.
-    #[arg(long, default_value = "paper")]
+    #[arg(long, default_value = "paper", value_parser = ["paper", "none"])]
     pub augment: String,
     /// Which training items an epoch visits: paper (class-balanced for ships, shuffle otherwise),
     /// shuffle (every item once), or class-balanced (the smallest class's size per epoch, drawn
     /// without replacement with weights 1 - n_class/N, as the paper's ships sampler).
-    #[arg(long, default_value = "paper")]
+    #[arg(long, default_value = "paper", value_parser = ["paper", "shuffle", "class-balanced", "class_balanced", "balanced"])]
     pub sampling: String,
 }
 
@@ -256,7 +257,7 @@ pub struct TrainArgs {
     pub data: DataArgs,
     /// Mask type: static, dynamic, random or given.
     #[arg(long)]
-    pub mask_type: String,
+    pub mask_type: MaskType,
     /// Training batch size.
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
@@ -327,7 +328,7 @@ pub struct TrainArgs {
     /// (sub)quadrant, (sub)nondrant, (sub)5drant, (sub)CXLIVdrant, (sub)48drant,
     /// or grid:N, subgrid:N, block:N, subblock:N.
     #[arg(long, default_value = "subpixel")]
-    pub any_granularity: String,
+    pub any_granularity: Granularity,
     /// Xor (version) selection: JPEG quality levels (1-100) stacked as versions of every input, e.g. 90 70 50 30 10; with --use-any-mask 1 the paper's pipeline [default: none].
     #[arg(long, num_args = 1.., allow_negative_numbers = true)]
     pub quality_levels: Vec<i64>,
@@ -339,13 +340,13 @@ pub struct TrainArgs {
     pub thumb_h: Vec<i64>,
     /// Xor selection: what one cell of the JPEG-level choice covers (names as --any-granularity).
     #[arg(long, default_value = "version")]
-    pub fmap_granularity: String,
+    pub fmap_granularity: Granularity,
     /// Xor selection: what one cell of the thumbnail choice covers (names as --any-granularity).
     #[arg(long, default_value = "version")]
-    pub thumb_granularity: String,
+    pub thumb_granularity: Granularity,
     /// Dynamic masks: the mask model g (linear, mlp, conv, convatt, smallconvatt, convnet, unet, att).
     #[arg(long, default_value = "linear")]
-    pub dynamic_mask: String,
+    pub dynamic_mask: MaskModelKind,
     /// Dynamic masks: height of the thumbnail the server's mask model sees (-1: full size).
     #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
     pub dynamic_h: i64,
@@ -393,7 +394,7 @@ pub struct TrainArgs {
     pub name: Option<String>,
     /// Which split picks each Q interval's checkpoint and drives lambda: val, or test (the paper's protocol).
     #[arg(long, default_value = "val")]
-    pub select_on: String,
+    pub select_on: SelectOn,
     /// Base random seed (repeat i uses seed + i; the validation split uses seed).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -452,7 +453,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// train-epoch: the network, lenet5 (on Fashion-MNIST) or resnet20 (on 50,000 generated CIFAR-shaped 3x32x32 images) [default: lenet5].
-    #[arg(long)]
+    #[arg(long, value_parser = ["lenet5", "resnet20"])]
     pub network: Option<String>,
     /// Limit the epoch to this many batches (0: the whole training set, 60,000 or 50,000 images; versions: 100).
     #[arg(long, default_value_t = 0)]
@@ -498,7 +499,7 @@ pub struct BenchArgs {
 impl BenchArgs {
     /// The validated load test of `bench serve` (`--stalled` included, so
     /// every flag of `bench serve` is checked before anything starts).
-    pub fn load_test_config(&self) -> Result<crate::transfer::bench::LoadTestConfig> {
+    pub fn load_test_config(&self) -> Result<selmask_wire::transfer::bench::LoadTestConfig> {
         use crate::cli::deploy::within;
         if !(self.max_seconds.is_finite() && self.max_seconds > 0.0 && self.max_seconds <= 3600.0) {
             return Err(Error::config("max-seconds", format!("{:?}", self.max_seconds), "must be a positive number of seconds, at most 3600"));
@@ -506,13 +507,13 @@ impl BenchArgs {
         // Leaves room under the server's default 1024 connections for the
         // timed requests.
         within("stalled", self.stalled, 0..=1000)?;
-        Ok(crate::transfer::bench::LoadTestConfig {
+        Ok(selmask_wire::transfer::bench::LoadTestConfig {
             requests: within("requests", self.requests, 1..=10_000_000)?,
             concurrency: within("concurrency", self.concurrency, 1..=1024)?,
             batch: within("items-per-request", self.items_per_request, 1..=1024)?,
             zstd: self.zstd,
             max_seconds: self.max_seconds,
-            ..crate::transfer::bench::LoadTestConfig::default()
+            ..selmask_wire::transfer::bench::LoadTestConfig::default()
         })
     }
 }
@@ -611,7 +612,7 @@ impl RunPlan {
 impl DataArgs {
     /// The dataset name, validated.
     pub fn dataset_name(&self) -> Result<DatasetName> {
-        self.dataset.parse()
+        Ok(self.dataset)
     }
 
     fn check_val_split(&self) -> Result<()> {
@@ -659,13 +660,6 @@ fn side(v: i64, full: usize, flag: &'static str) -> Result<usize> {
     }
 }
 
-/// A granularity flag other than --any-granularity, naming its flag when unknown.
-fn granularity_flag(flag: &'static str, name: &str) -> Result<Granularity> {
-    name.parse().map_err(|_| {
-        Error::config(flag, name, format!("unknown granularity; valid names: {}", crate::masks::granularity::valid_names()))
-    })
-}
-
 impl TrainArgs {
     /// The server's thumbnail of dynamic masks (`None`: the full input).
     fn dynamic_server_hw(&self, shape: [usize; 3]) -> Result<Option<[usize; 2]>> {
@@ -677,8 +671,7 @@ impl TrainArgs {
     /// Xor selection from --quality-levels and --thumb-w/--thumb-h (`None`
     /// when neither is given; the granularity flags are checked anyway).
     fn xor_config(&self, mask_type: MaskType, shape: [usize; 3]) -> Result<Option<XorConfig>> {
-        let fmap_granularity = granularity_flag("fmap-granularity", &self.fmap_granularity)?;
-        let thumb_granularity = granularity_flag("thumb-granularity", &self.thumb_granularity)?;
+        let (fmap_granularity, thumb_granularity) = (self.fmap_granularity, self.thumb_granularity);
         if self.thumb_w.len() != self.thumb_h.len() {
             return Err(Error::config(
                 "thumb-w/thumb-h",
@@ -702,7 +695,7 @@ impl TrainArgs {
             .collect::<Result<Vec<[usize; 2]>>>()?;
         let dynamic = match mask_type {
             MaskType::Dynamic => Some(XorDynamicConfig {
-                model: self.dynamic_mask.parse()?,
+                model: self.dynamic_mask,
                 server_hw: self.dynamic_server_hw(shape)?,
                 learn_static: self.learn_static(),
                 learn_dynamic: self.dynamic_learn_dynamic,
@@ -726,7 +719,7 @@ impl TrainArgs {
             return Ok(MaskConfig::Dynamic(DynamicMaskConfig {
                 input_shape: shape,
                 granularity,
-                model: self.dynamic_mask.parse()?,
+                model: self.dynamic_mask,
                 server_hw: self.dynamic_server_hw(shape)?,
                 learn_static: self.learn_static(),
                 learn_dynamic: self.dynamic_learn_dynamic,
@@ -792,9 +785,9 @@ impl TrainArgs {
     pub fn to_config(&self, matches: &ArgMatches, shape: [usize; 3], n_classes: usize) -> Result<(TrainConfig, RunPlan)> {
         let dataset = self.data.dataset_name()?;
         self.data.check_val_split()?;
-        let mask_type: MaskType = self.mask_type.parse()?;
+        let mask_type = self.mask_type;
         let defaults = paper_defaults(dataset);
-        let granularity: Granularity = self.any_granularity.parse()?;
+        let granularity = self.any_granularity;
         let tau = TauScheduleConfig { init: self.tau_init, min: self.tau_min, factor: self.tau_factor };
         tau.validate()?;
         let lambda = LambdaScheduleConfig {
@@ -827,7 +820,7 @@ impl TrainArgs {
             tau,
             checkpoint_qloss_interval: self.checkpoint_qloss_interval,
             val_split: self.data.val_split,
-            select_on: self.select_on.parse::<SelectOn>()?,
+            select_on: self.select_on,
             seed: self.seed,
             log_iter: self.log_iter.unwrap_or(defaults.log_iter),
             tensorboard: self.tensorboard,
@@ -884,7 +877,7 @@ pub fn resolve_checkpoint(path: &std::path::Path, max_q: Option<f64>) -> Result<
             "not a checkpoint file; for a run directory also give --init-max-q",
         ));
     };
-    let summary: crate::training::run::RunSummary = crate::util::read_json(&path.join("summary.json"))?;
+    let summary: crate::training::run::RunSummary = selmask_wire::util::read_json(&path.join("summary.json"))?;
     let point = summary.curve.best_within(max_q).ok_or_else(|| {
         Error::config("init-max-q", max_q, format!("no checkpoint of {} has Q <= {max_q}", path.display()))
     })?;
@@ -950,6 +943,12 @@ mod tests {
         }
     }
 
+    /// The message of clap's refusal of `args` (a value that fails its
+    /// flag's parser, before anything is read).
+    fn refused(args: &[&str]) -> String {
+        Cli::command().try_get_matches_from(args).map(|_| ()).unwrap_err().to_string()
+    }
+
     #[test]
     fn paper_flags_parse_with_paper_defaults() {
         let (a, m) = train(&["selmask", "train", "--dataset", "fashion_mnist", "--mask-type", "static"]);
@@ -990,11 +989,15 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_flag() {
-        let (a, m) = train(&["selmask", "train", "--dataset", "mnist", "--mask-type", "static", "--any-granularity", "hexagon"]);
-        let err = a.to_config(&m, [1, 28, 28], 10).unwrap_err().to_string();
-        assert!(err.contains("unknown granularity 'hexagon'") && err.contains("subCXLIVdrant"), "{err}");
-        let (a, m) = train(&["selmask", "train", "--dataset", "mnist", "--mask-type", "dynamo"]);
-        assert!(a.to_config(&m, [1, 28, 28], 10).unwrap_err().to_string().contains("mask-type"));
+        // Typed flags: refused by the parser, naming flag and value.
+        let err = refused(&["selmask", "train", "--dataset", "mnist", "--mask-type", "static", "--any-granularity", "hexagon"]);
+        assert!(err.contains("--any-granularity") && err.contains("unknown granularity 'hexagon'") && err.contains("subCXLIVdrant"), "{err}");
+        let err = refused(&["selmask", "train", "--dataset", "mnist", "--mask-type", "dynamo"]);
+        assert!(err.contains("--mask-type") && err.contains("dynamo") && err.contains("static, dynamic, random, given"), "{err}");
+        let err = refused(&["selmask", "train", "--dataset", "mnist-ish", "--mask-type", "static"]);
+        assert!(err.contains("--dataset") && err.contains("unknown dataset 'mnist-ish'"), "{err}");
+        let err = refused(&["selmask", "train", "--dataset", "mnist", "--mask-type", "static", "--select-on", "train"]);
+        assert!(err.contains("--select-on") && err.contains("must be val or test"), "{err}");
         let (a, m) = train(&["selmask", "train", "--dataset", "mnist", "--mask-type", "static", "--batch-size", "0"]);
         assert!(a.to_config(&m, [1, 28, 28], 10).unwrap_err().to_string().contains("batch-size"));
         let (a, m) = train(&["selmask", "train", "--dataset", "mnist", "--mask-type", "static", "--name", "../x"]);
@@ -1025,9 +1028,8 @@ mod tests {
     #[test]
     fn bad_augmentation_and_sampling_values_are_named() {
         for (flag, value) in [("--augment", "mixup"), ("--sampling", "weighted")] {
-            let (a, m) = train(&["selmask", "train", "--dataset", "cifar10", "--mask-type", "static", "--network", "mlp", flag, value]);
-            let err = a.to_config(&m, [3, 32, 32], 10).unwrap_err().to_string();
-            assert!(err.contains(&flag[2..]) && err.contains(value), "{err}");
+            let err = refused(&["selmask", "train", "--dataset", "cifar10", "--mask-type", "static", "--network", "mlp", flag, value]);
+            assert!(err.contains(flag) && err.contains(value) && err.contains("paper"), "{err}");
         }
         // A crop whose reflect padding exceeds the input (a tiny input).
         let (a, m) = train(&["selmask", "train", "--dataset", "cifar10", "--mask-type", "static", "--network", "mlp"]);
@@ -1037,8 +1039,9 @@ mod tests {
 
     #[test]
     fn bad_values_of_the_dynamic_baseline_and_budget_flags_are_named() {
-        let cases: [(&[&str], &str); 7] = [
-            (&["--mask-type", "dynamic", "--dynamic-mask", "resnet"], "unknown mask model; valid: linear"),
+        let err = refused(&["selmask", "train", "--dataset", "mnist", "--mask-type", "dynamic", "--dynamic-mask", "resnet"]);
+        assert!(err.contains("--dynamic-mask") && err.contains("unknown mask model; valid: linear"), "{err}");
+        let cases: [(&[&str], &str); 6] = [
             (&["--mask-type", "dynamic", "--dynamic-h", "-3", "--dynamic-w", "4"], "dynamic-h = -3"),
             (&["--mask-type", "dynamic", "--dynamic-h", "0", "--dynamic-w", "0"], "dynamic-h = 0"),
             (&["--mask-type", "static", "--target-q", "1.5"], "target-q = 1.5"),
@@ -1070,9 +1073,8 @@ mod tests {
         }
         let (a, m) = train(&["selmask", "train", "--dataset", "cifar10", "--mask-type", "static", "--network", "mlp"]);
         assert_eq!(a.to_config(&m, [3, 32, 32], 10).unwrap().0.network.name(), "mlp");
-        let (a, m) = train(&["selmask", "train", "--dataset", "cifar10", "--mask-type", "static", "--network", "vgg"]);
-        let err = a.to_config(&m, [3, 32, 32], 10).unwrap_err().to_string();
-        assert!(err.contains("vgg") && err.contains("squeezenet1_1"), "{err}");
+        let err = refused(&["selmask", "train", "--dataset", "cifar10", "--mask-type", "static", "--network", "vgg"]);
+        assert!(err.contains("--network") && err.contains("vgg") && err.contains("squeezenet1_1"), "{err}");
     }
 
     #[test]
@@ -1144,15 +1146,17 @@ mod tests {
 
     #[test]
     fn bad_xor_values_are_named() {
-        let cases: [(&[&str], &str); 11] = [
+        for (flag, value) in [("--fmap-granularity", "hexagon"), ("--thumb-granularity", "nope")] {
+            let err = refused(&["selmask", "train", "--dataset", "cifar10", "--mask-type", "static", "--quality-levels", "50", flag, value]);
+            assert!(err.contains(flag) && err.contains(&format!("unknown granularity '{value}'")), "{err}");
+        }
+        let cases: [(&[&str], &str); 9] = [
             (&["--quality-levels", "0"], "quality-levels = 0: jpeg quality must be within 1..=100"),
             (&["--quality-levels", "90", "101"], "quality-levels = 101"),
             (&["--quality-levels", "-5"], "quality-levels = -5"),
             (&["--thumb-w", "16", "8", "--thumb-h", "16"], "thumb-w/thumb-h = 2 widths, 1 heights"),
             (&["--thumb-w", "0", "--thumb-h", "16"], "thumb-w = 0"),
             (&["--thumb-w", "16", "--thumb-h", "-3"], "thumb-h = -3"),
-            (&["--quality-levels", "50", "--fmap-granularity", "hexagon"], "fmap-granularity = hexagon: unknown granularity"),
-            (&["--thumb-granularity", "nope"], "thumb-granularity = nope"),
             (&["--quality-levels", "50", "--fmap-granularity", "grid:64"], "finer than the input"),
             (&["--quality-levels", "50", "--mask-type", "random"], "xor (version) selection needs a learned mask"),
             (&["--quality-levels", "50", "--dataset", "remote"], "quality-levels = remote"),
@@ -1167,7 +1171,7 @@ mod tests {
             }
             argv.extend_from_slice(flags);
             let (a, m) = train(&argv);
-            let shape = if a.data.dataset == "remote" { [36, 35, 35] } else { [3, 32, 32] };
+            let shape = if a.data.dataset == DatasetName::Remote { [36, 35, 35] } else { [3, 32, 32] };
             let err = a.to_config(&m, shape, 10).unwrap_err().to_string();
             assert!(err.contains(needle), "{flags:?}: {err}");
         }

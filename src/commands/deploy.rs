@@ -9,12 +9,11 @@ use serde::Serialize;
 
 use crate::cli::deploy::{ExportArgs, IngestArgs, InferArgs, ServeArgs, artifact_id, parse_served_artifact};
 use crate::data::{self, DatasetName, ImageSet};
-use crate::masks::granularity::Granularity;
 use crate::deploy::export::export_run;
 use crate::deploy::infer::{BurnMasker, ClientModel};
-use crate::export::{Artifact, ArtifactMask, read_artifact};
-use crate::transfer::client::{Items, fetch_items_blocking};
-use crate::transfer::server::{ServerState, router, serve_with, shutdown_signal};
+use selmask_wire::artifact::{Artifact, ArtifactMask, read_artifact};
+use selmask_wire::transfer::client::{Items, fetch_items_blocking};
+use selmask_wire::transfer::server::{ServerState, router, serve_with, shutdown_signal};
 
 /// `selmask export`.
 pub fn export(args: &ExportArgs) -> Result<()> {
@@ -61,13 +60,12 @@ fn load_splits(name: DatasetName, data_dir: Option<&std::path::Path>, splits: &[
 
 /// `selmask ingest`.
 pub fn ingest(args: &IngestArgs) -> Result<()> {
-    let name: DatasetName = args.dataset.parse()?;
-    let granularity: Granularity = args.granularity.parse()?;
+    let (name, granularity) = (args.dataset, args.granularity);
     // Every flag is checked before the dataset is read.
     let config = args.config()?;
     let splits = load_splits(name, args.data_dir.as_deref(), &args.splits)?;
     let refs: Vec<(&str, &ImageSet)> = splits.iter().map(|(n, s)| (n.as_str(), s)).collect();
-    let r = crate::transfer::store::ingest(&args.out, &name.to_string(), &refs, granularity, &config)
+    let r = selmask_wire::transfer::store::ingest(&args.out, &name.to_string(), &refs, granularity, &config)
         .with_context(|| format!("writing store {}", args.out.display()))?;
     println!(
         "store written to {}: {} ({}), splits {}, chunks {:?} aligned to '{}' cells, {} of {} chunks written{}",
@@ -92,7 +90,7 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
     let name = match (&args.dataset, &args.store) {
         (_, Some(store)) => state.add_store(store).with_context(|| format!("opening store {}", store.display()))?,
         (Some(dataset), None) => {
-            let name: DatasetName = dataset.parse()?;
+            let name: DatasetName = *dataset;
             let dataset = load_splits(name, args.data_dir.as_deref(), &args.splits)?;
             state.add_dataset(&name.to_string(), dataset)?;
             name.to_string()

@@ -10,12 +10,12 @@ use burn::prelude::*;
 use clap::ArgMatches;
 
 use crate::cli::{BackendChoice, PretrainArgs, TrainArgs};
-use crate::data::{self, DatasetName, TrainingData};
+use crate::data::{self, TrainingData};
 use crate::report::table::{aggregate, render_text};
 use crate::training::progress::{Progress, Verbosity};
 use crate::training::run::{LAST_FILE, PreparedData, RUN_OWNER, RunSummary, differing_settings};
 use crate::training::pretrain::pretrain;
-use crate::util::{read_json, write_json};
+use selmask_wire::util::{read_json, write_json};
 
 /// The training device of a backend choice (with autodiff).
 pub fn device(backend: BackendChoice) -> Device {
@@ -305,7 +305,7 @@ pub fn reproduce(args: &crate::cli::ReproduceArgs) -> Result<()> {
 /// `selmask importance`.
 pub fn importance(args: &crate::cli::ImportanceArgs) -> Result<()> {
     use crate::masks::forest::{ForestConfig, forest_importance};
-    let name = args.dataset.parse::<DatasetName>()?;
+    let name = args.dataset;
     let dataset = data::load(name, args.data_dir.as_deref()).with_context(|| format!("loading dataset {name}"))?;
     let config = ForestConfig {
         trees: args.trees,

@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use rand::seq::index::sample;
 
 use super::{Dataset, DatasetInfo, DatasetName, ImageSet, Pixels};
-use crate::masks::granularity::{CellLayout, Granularity};
+use selmask_wire::granularity::{CellLayout, Granularity};
 
 /// Pixel value of feature 0.
 const CENTRE: f64 = 128.0;

@@ -2,7 +2,7 @@
 //!
 //! The checkpoint is a point of the run's accuracy-versus-Q curve
 //! (`summary.json`), chosen by its Q interval (`--q`) or as the best one
-//! within a budget (`--max-q`). The artifact ([`crate::export`]) holds the
+//! within a budget (`--max-q`). The artifact ([`selmask_wire::artifact`]) holds the
 //! hard mask as trained, the network's weights and, for dynamic masks, the
 //! mask model the server runs.
 
@@ -11,16 +11,16 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 
 use super::ModelDescription;
-use super::weights::module_tensors;
+use crate::models::weights::module_tensors;
 use crate::data::DatasetName;
 use crate::error::{Error, Result};
-use crate::export::{Accuracies, ArtifactSpec, DatasetSection, Manifest, MaskSpec, SourceInfo, StoredDtype, write_artifact};
+use selmask_wire::artifact::{Accuracies, ArtifactSpec, DatasetSection, Manifest, MaskSpec, SourceInfo, StoredDtype, write_artifact};
 use crate::masks::static_mask::upscale_factor;
 use crate::masks::{Mask, MaskConfig};
 use crate::training::checkpoint::SelectionModel;
 use crate::training::metrics::CurvePoint;
 use crate::training::run::RunSummary;
-use crate::util::read_json;
+use selmask_wire::util::read_json;
 
 /// Which checkpoint of a run to export.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -166,5 +166,5 @@ pub fn export_run(opts: &ExportOptions) -> Result<Manifest> {
         network: serde_json::to_value(&description).map_err(|e| Error::spec("network", e.to_string()))?,
         weights: module_tensors(&model.net),
     };
-    write_artifact(&opts.out, &spec, opts.overwrite)
+    Ok(write_artifact(&opts.out, &spec, opts.overwrite)?)
 }

@@ -11,16 +11,16 @@ use std::sync::Arc;
 use burn::prelude::*;
 
 use super::ModelDescription;
-use super::weights::load_module_tensors;
+use crate::models::weights::load_module_tensors;
 use crate::data::batch::TensorSplit;
 use crate::data::{DatasetInfo, DatasetName, ImageSet};
 use crate::error::{Error, Result};
-use crate::export::{Artifact, ArtifactMask};
+use selmask_wire::artifact::{Artifact, ArtifactMask};
 use crate::masks::dynamic::DynamicMask;
 use crate::masks::{Mask, MaskConfig};
 use crate::models::Network;
-use crate::transfer::codec::DecodedBatch;
-use crate::transfer::server::{DynamicMasker, MaskerError};
+use selmask_wire::transfer::codec::DecodedBatch;
+use selmask_wire::transfer::server::{DynamicMasker, MaskerError};
 
 /// The selection as the client applies it.
 #[derive(Debug)]
@@ -168,7 +168,7 @@ impl BurnMasker {
 }
 
 impl DynamicMasker for BurnMasker {
-    fn cell_mask(&self, item: &[f32], layout: &crate::masks::granularity::CellLayout) -> Result<Vec<bool>, MaskerError> {
+    fn cell_mask(&self, item: &[f32], layout: &selmask_wire::granularity::CellLayout) -> Result<Vec<bool>, MaskerError> {
         Ok(self.cell_masks(item, 1, layout)?.pop().unwrap_or_default())
     }
 
@@ -176,7 +176,7 @@ impl DynamicMasker for BurnMasker {
         &self,
         items: &[f32],
         n: usize,
-        layout: &crate::masks::granularity::CellLayout,
+        layout: &selmask_wire::granularity::CellLayout,
     ) -> Result<Vec<Vec<bool>>, MaskerError> {
         let [c, h, w] = layout.input;
         if items.len() != n * c * h * w {

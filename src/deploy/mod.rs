@@ -1,12 +1,11 @@
 //! Deployment glue between the Burn side (networks, masks, checkpoints) and
 //! the Burn-free artifact format and transfer path: exporting a checkpoint
 //! ([`export`]), rebuilding its network on a client and running dynamic
-//! masks on a server ([`infer`]), and the tensor naming both use
-//! ([`weights`]).
+//! masks on a server ([`infer`]). Both name tensors as
+//! [`crate::models::weights`] does.
 
 pub mod export;
 pub mod infer;
-pub mod weights;
 
 use serde::{Deserialize, Serialize};
 

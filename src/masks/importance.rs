@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::masks::granularity::CellLayout;
+use selmask_wire::granularity::CellLayout;
 
 /// Reads an importance map and returns one importance per cell of `layout`.
 ///
@@ -93,13 +93,13 @@ pub fn write_npy(path: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
         writer.extend(values.iter().copied()).map_err(|e| Error::io(path, e))?;
         writer.finish().map_err(|e| Error::io(path, e))?;
     }
-    crate::util::atomic_write(path, &out)
+    Ok(selmask_wire::util::atomic_write(path, &out)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::masks::granularity::Granularity;
+    use selmask_wire::granularity::Granularity;
 
     #[test]
     fn input_maps_are_averaged_per_cell_and_mask_maps_kept() {

@@ -7,9 +7,9 @@
 //! [`xor`]).
 
 pub mod dynamic;
-pub mod granularity;
 pub mod forest;
 pub mod importance;
+pub mod picture;
 pub mod schedule;
 pub mod scheduled;
 pub mod static_mask;
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use dynamic::{DynamicMask, DynamicMaskConfig};
-use granularity::{CellLayout, Granularity};
+use selmask_wire::granularity::{CellLayout, Granularity};
 use static_mask::{Masked, StaticMask, StaticMaskConfig};
 use xor::{AnyMask, XorPipeline, XorPipelineConfig};
 
@@ -101,7 +101,7 @@ impl MaskConfig {
     pub fn layout(&self) -> Result<CellLayout> {
         match self {
             MaskConfig::Xor(c) => c.layout(),
-            _ => self.granularity().layout(self.input_shape()),
+            _ => Ok(self.granularity().layout(self.input_shape())?),
         }
     }
 

@@ -11,7 +11,7 @@ use burn::tensor::Distribution;
 use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
 
-use super::granularity::{CellLayout, Granularity};
+use selmask_wire::granularity::{CellLayout, Granularity};
 use crate::error::Result;
 
 /// Settings of a [`StaticMask`].
@@ -75,7 +75,7 @@ impl StaticMaskConfig {
     /// The cell layout this config gives, or a clear error if the
     /// granularity does not fit the input.
     pub fn layout(&self) -> Result<CellLayout> {
-        self.granularity.layout(self.input_shape)
+        Ok(self.granularity.layout(self.input_shape)?)
     }
 
     /// Builds the mask on `device`.

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dynamic::models::{MaskModel, MaskModelKind, MaskModelShape};
 use super::dynamic::{DynamicMask, ZeroParams, adaptive_max_pool2d};
-use super::granularity::{CellLayout, Granularity, nearest_source_index};
+use selmask_wire::granularity::{CellLayout, Granularity, nearest_source_index};
 use super::static_mask::{Masked, StaticMask};
 use super::{HardBatch, MaskConfig};
 use crate::data::versions::VersionsConfig;
@@ -163,7 +163,7 @@ impl XorPipelineConfig {
     /// The cell shapes of the masks, in order (xor masks, then the any mask).
     fn mask_shapes(&self) -> Result<Vec<[usize; 3]>> {
         let mut shapes: Vec<[usize; 3]> =
-            self.xor.masks().iter().map(|m| m.granularity.mask_shape(self.xor.input_shape)).collect::<Result<_>>()?;
+            self.xor.masks().iter().map(|m| m.granularity.mask_shape(self.xor.input_shape)).collect::<Result<_, _>>()?;
         if let Some(any) = &self.any {
             shapes.push(any.layout()?.mask);
         }
@@ -172,7 +172,7 @@ impl XorPipelineConfig {
 
     /// The grid Q is measured on (see the module docs).
     pub fn layout(&self) -> Result<CellLayout> {
-        CellLayout::new(self.xor.input_shape, q_grid(self.mask_shapes()?))
+        Ok(CellLayout::new(self.xor.input_shape, q_grid(self.mask_shapes()?))?)
     }
 
     /// Checks every part.

@@ -10,6 +10,7 @@ pub mod lenet5;
 pub mod mlp;
 pub mod resnet;
 pub mod squeezenet;
+pub mod weights;
 
 use std::path::PathBuf;
 
@@ -26,7 +27,7 @@ use resnet::{ResNet20, ResNet20Config};
 use squeezenet::{SqueezeNet, SqueezeNetConfig};
 
 /// Every name [`NetworkConfig::by_name`] knows, for messages and help.
-pub const NETWORK_NAMES: &str = "lenet5, mlp, resnet20, resnet20-s2, allconv, squeezenet1_1";
+pub const NETWORK_NAMES: [&str; 6] = ["lenet5", "mlp", "resnet20", "resnet20-s2", "allconv", "squeezenet1_1"];
 
 fn one() -> usize {
     1
@@ -109,7 +110,7 @@ impl NetworkConfig {
                 }
                 Ok(NetworkConfig::SqueezeNet11 { channels: c, n_classes, pretrained: None })
             }
-            _ => Err(Error::config("network", name, format!("known networks: {NETWORK_NAMES}"))),
+            _ => Err(Error::config("network", name, format!("known networks: {}", NETWORK_NAMES.join(", ")))),
         }
     }
 
@@ -301,7 +302,7 @@ mod tests {
         }
         assert!(NetworkConfig::by_name("squeezenet1_1", [3, squeezenet::MIN_SIZE, squeezenet::MIN_SIZE], 2).is_ok());
         let err = NetworkConfig::by_name("resnet56", [3, 32, 32], 10).unwrap_err().to_string();
-        assert!(err.contains(NETWORK_NAMES), "{err}");
+        assert!(err.contains(&NETWORK_NAMES.join(", ")), "{err}");
     }
 
     #[test]

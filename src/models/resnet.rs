@@ -18,7 +18,7 @@
 //!
 //! Tensor names follow akamaster's `state_dict` (`conv1.weight`,
 //! `bn1.running_mean`, `layer1.0.conv1.weight`, `linear.weight`, see
-//! [`crate::deploy::weights`]).
+//! [`crate::models::weights`]).
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};

@@ -45,10 +45,10 @@ use burn::nn::{Dropout, DropoutConfig, Initializer, PaddingConfig2d, Relu};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use crate::deploy::weights::{load_module_tensors, module_tensors};
+use crate::models::weights::{load_module_tensors, module_tensors};
 use crate::error::{Error, Result};
-use crate::export::F32Tensor;
-use crate::export::safetensors::from_safetensors_bytes;
+use selmask_wire::artifact::F32Tensor;
+use selmask_wire::artifact::safetensors::from_safetensors_bytes;
 use crate::kernels::conv2d_module;
 
 /// The command that writes torchvision's ImageNet weights of SqueezeNet 1.1
@@ -267,7 +267,7 @@ impl SqueezeNet {
 
 /// The tensors of a pretrained-weights file, refusing PyTorch pickles with
 /// the conversion command.
-fn read_pretrained(path: &Path) -> Result<crate::export::TensorMap> {
+fn read_pretrained(path: &Path) -> Result<selmask_wire::artifact::TensorMap> {
     let pickle = || {
         Error::format(
             path,
@@ -286,14 +286,14 @@ fn read_pretrained(path: &Path) -> Result<crate::export::TensorMap> {
     if bytes.starts_with(b"PK\x03\x04") || bytes.first() == Some(&0x80) {
         return Err(pickle());
     }
-    from_safetensors_bytes(&path.display().to_string(), &bytes)
+    Ok(from_safetensors_bytes(&path.display().to_string(), &bytes)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::TensorMap;
-    use crate::export::safetensors::to_safetensors_bytes;
+    use selmask_wire::artifact::TensorMap;
+    use selmask_wire::artifact::safetensors::to_safetensors_bytes;
     use crate::models::trainable_parameters;
     use burn::tensor::Distribution;
     use burn::tensor::module::max_pool2d;

@@ -210,7 +210,7 @@ pub fn load_runs(runs_dir: &Path, options: LoadOptions) -> Result<Loaded> {
 fn read_json_file(path: &Path) -> Result<Option<serde_json::Value>> {
     match std::fs::read(path) {
         Ok(bytes) => {
-            serde_json::from_slice(&bytes).map(Some).map_err(|source| Error::Json { path: path.to_path_buf(), source })
+            serde_json::from_slice(&bytes).map(Some).map_err(|source| Error::json(path.to_path_buf(), source))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(path, e)),
@@ -219,7 +219,7 @@ fn read_json_file(path: &Path) -> Result<Option<serde_json::Value>> {
 
 /// Parses a JSON value as `T`, naming the file on failure.
 fn from_value<T: serde::de::DeserializeOwned>(path: &Path, value: serde_json::Value) -> Result<T> {
-    serde_json::from_value(value).map_err(|source| Error::Json { path: path.to_path_buf(), source })
+    serde_json::from_value(value).map_err(|source| Error::json(path.to_path_buf(), source))
 }
 
 /// Loads one run: `Ok(Ok(run))`, `Ok(Err(reason))` to skip it, or an error

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::cli::{Cli, Command, TrainArgs};
-use crate::training::SelectOn;
+use crate::training::{MaskType, SelectOn};
 use clap::{ArgMatches, CommandFactory, FromArgMatches, parser::ValueSource};
 
 /// `shared/reference/exp-scripts.md` (beside the checkout), row by row, as `selmask train`
@@ -167,19 +167,19 @@ fn every_preset_resolves_to_its_script_row_and_table_values_and_builds_a_config(
             let r = resolve(&reproduce_args(&[name, "--params", params, "--given-mask-dir", given]).unwrap()).unwrap();
             let (t, m) = parsed(&r.args);
             assert_eq!(given_flags(&m), expected, "{name} --params {params}");
-            let (shape, classes) = shape(&t.data.dataset);
+            let (shape, classes) = shape(t.data.dataset.as_str());
             let (config, plan) = t.to_config(&m, shape, classes).unwrap_or_else(|e| panic!("{name} --params {params}: {e}"));
             // The facts the issue found wrong, on the built configuration.
             let upscaling = !expected.contains_key("input-drop-upscaling");
             assert_eq!(config.mask.input_drop_upscaling(), upscaling, "{name}");
             let granularity = expected.get("any-granularity").map_or("subpixel", String::as_str);
-            assert_eq!(config.mask.granularity(), granularity.parse::<crate::masks::granularity::Granularity>().unwrap(), "{name}");
+            assert_eq!(config.mask.granularity(), granularity.parse::<selmask_wire::granularity::Granularity>().unwrap(), "{name}");
             assert_eq!(config.batch_size, expected.get("batch-size").map_or(128, |b| b.parse().unwrap()), "{name}");
             assert_eq!((config.val_split, config.select_on), (0.1, SelectOn::Val), "{name}: our protocol by default");
             assert_eq!(plan.n_repeats, 10, "{name}");
             let suffix = if params == "table" { "-table" } else { "" };
             assert!(plan.experiment_dir.ends_with(format!("{name}{suffix}")), "{name}: {}", plan.experiment_dir.display());
-            if t.mask_type == "given" {
+            if t.mask_type == MaskType::Given {
                 assert_eq!(plan.repeat_orders.len(), 10, "{name}: one map per repeat");
             }
         }

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::util::atomic_write;
+use selmask_wire::util::atomic_write;
 
 const MAGIC: &[u8; 8] = b"SELMCKPT";
 /// Container format version (2: with a SHA-256 trailer).
@@ -45,7 +45,7 @@ pub fn write<M: Serialize>(path: &Path, meta: &M, sections: &[(&str, &[u8])]) ->
             .map(|(name, bytes)| SectionHeader { name: name.to_string(), len: bytes.len() as u64 })
             .collect(),
     };
-    let header = serde_json::to_vec(&header).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
+    let header = serde_json::to_vec(&header).map_err(|source| Error::json(path.to_path_buf(), source))?;
     let total: usize = sections.iter().map(|(_, b)| b.len()).sum();
     let mut out = Vec::with_capacity(20 + header.len() + total + CHECKSUM_LEN);
     out.extend_from_slice(MAGIC);
@@ -57,7 +57,7 @@ pub fn write<M: Serialize>(path: &Path, meta: &M, sections: &[(&str, &[u8])]) ->
     }
     let checksum = Sha256::digest(&out);
     out.extend_from_slice(&checksum);
-    atomic_write(path, &out)
+    Ok(atomic_write(path, &out)?)
 }
 
 /// A container read back.

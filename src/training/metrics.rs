@@ -106,7 +106,7 @@ impl JsonlWriter {
             if keep > 0 {
                 kept.push('\n');
             }
-            crate::util::atomic_write(path, kept.as_bytes())?;
+            selmask_wire::util::atomic_write(path, kept.as_bytes())?;
         }
         let file = OpenOptions::new().append(true).open(path).map_err(|e| Error::io(path, e))?;
         Ok(JsonlWriter { path: path.to_path_buf(), file })
@@ -114,7 +114,7 @@ impl JsonlWriter {
 
     /// Writes one object as a line.
     pub fn write<T: Serialize>(&mut self, value: &T) -> Result<()> {
-        let mut line = serde_json::to_vec(value).map_err(|source| Error::Json { path: self.path.clone(), source })?;
+        let mut line = serde_json::to_vec(value).map_err(|source| Error::json(self.path.clone(), source))?;
         line.push(b'\n');
         self.file.write_all(&line).and_then(|_| self.file.flush()).map_err(|e| Error::io(&self.path, e))
     }
@@ -125,7 +125,7 @@ pub fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>>
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     text.lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).map_err(|source| Error::Json { path: path.to_path_buf(), source }))
+        .map(|l| serde_json::from_str(l).map_err(|source| Error::json(path.to_path_buf(), source)))
         .collect()
 }
 

@@ -302,7 +302,7 @@ impl TrainConfig {
 /// A small valid configuration for unit tests.
 #[cfg(test)]
 pub(crate) fn example_config() -> TrainConfig {
-    use crate::masks::granularity::Granularity;
+    use selmask_wire::granularity::Granularity;
     TrainConfig {
         dataset: DatasetName::Synthetic,
         network: NetworkConfig::Mlp { inputs: 4, n_classes: 2, hidden: 4 },

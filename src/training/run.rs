@@ -30,7 +30,7 @@ use crate::masks::schedule::{LambdaSchedule, TauSchedule};
 use crate::masks::scheduled::CellSchedule;
 use crate::masks::{Mask, MaskConfig};
 use crate::error::{Error, Result};
-use crate::util::{read_json, write_json};
+use selmask_wire::util::{read_json, write_json};
 
 /// A dataset's splits on the device, shared by the repeats of a run.
 #[derive(Debug, Clone)]
@@ -221,16 +221,16 @@ pub fn run_ownership(dir: &Path) -> std::result::Result<(), String> {
     if record.get("selmask_version").is_none() || record.get("config").is_none() {
         return Err("its config.json is not a selmask run's".into());
     }
-    crate::util::only_entries(dir, &|name| RUN_ENTRIES.contains(&name) || crate::tensorboard::is_event_file(name))?;
+    selmask_wire::util::only_entries(dir, &|name| RUN_ENTRIES.contains(&name) || crate::tensorboard::is_event_file(name))?;
     let checkpoints = dir.join("checkpoints");
     if checkpoints.is_dir() {
-        crate::util::only_entries(&checkpoints, &|name| name.ends_with(".ckpt")).map_err(|e| format!("checkpoints/: {e}"))?;
+        selmask_wire::util::only_entries(&checkpoints, &|name| name.ends_with(".ckpt")).map_err(|e| format!("checkpoints/: {e}"))?;
     }
     Ok(())
 }
 
 /// The ownership check of run directories, for `train --overwrite`.
-pub const RUN_OWNER: crate::util::Ownership<'static> = crate::util::Ownership { what: "run directory", check: &run_ownership };
+pub const RUN_OWNER: selmask_wire::util::Ownership<'static> = selmask_wire::util::Ownership { what: "run directory", check: &run_ownership };
 
 /// The settings of `config` that differ from those recorded in the run
 /// directory's `config.json`, as `field: recorded -> now` (empty when
@@ -249,8 +249,8 @@ pub fn differing_settings(run_dir: &Path, config: &TrainConfig) -> Result<Vec<St
 /// The settings that differ between `recorded` and `now`, as
 /// `field: recorded -> now` (`path` names the record in errors).
 fn settings_diff(recorded: &TrainConfig, now: &TrainConfig, path: &Path) -> Result<Vec<String>> {
-    let json = |c: &TrainConfig| {
-        let mut v = serde_json::to_value(c).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
+    let json = |c: &TrainConfig| -> Result<serde_json::Value> {
+        let mut v = serde_json::to_value(c).map_err(|source| Error::json(path.to_path_buf(), source))?;
         // Logging only: what is trained does not depend on them.
         if let Some(o) = v.as_object_mut() {
             o.remove("tensorboard");

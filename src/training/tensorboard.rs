@@ -37,7 +37,7 @@ use super::{SelectOn, TrainConfig};
 use crate::data::batch::TensorSplit;
 use crate::error::{Error, Result};
 use crate::masks::Mask;
-use crate::report::plots::mask_png;
+use crate::masks::picture::mask_png;
 use crate::tensorboard::{EventWriter, SummaryValue, event_files, keep_records};
 
 /// Tags of this prefix count iterations; every other tag counts epochs.

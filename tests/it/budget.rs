@@ -10,7 +10,7 @@ use selmask::masks::schedule::LambdaScheduleConfig;
 use selmask::training::{MaskType, TrainConfig};
 
 use selmask::data::synthetic::SyntheticConfig;
-use selmask::masks::granularity::Granularity;
+use selmask_wire::granularity::Granularity;
 
 use crate::fixtures::{device, linear_dynamic, synthetic_config};
 

@@ -11,15 +11,15 @@ use selmask::data::batch::TensorSplit;
 use selmask::data::synthetic::SyntheticData;
 use selmask::deploy::export::{ExportOptions, PointChoice, export_run};
 use selmask::deploy::infer::ClientModel;
-use selmask::export::{Artifact, ArtifactMask, read_artifact};
+use selmask_wire::artifact::{Artifact, ArtifactMask, read_artifact};
 use selmask::masks::MaskConfig;
 use selmask::training::checkpoint::SelectionModel;
 use selmask::training::evaluate::evaluate_with_predictions;
 use selmask::training::progress::{Progress, Verbosity};
 use selmask::training::run::{PreparedData, RunSummary};
 use selmask::training::TrainConfig;
-use selmask::transfer::client::{ClientConfig, Fetched, fetch_split_blocking};
-use selmask::transfer::server::{ServerConfig, ServerState};
+use selmask_wire::transfer::client::{ClientConfig, Fetched, fetch_split_blocking};
+use selmask_wire::transfer::server::{ServerConfig, ServerState};
 
 use crate::fixtures::{RunningServer, device, small_synthetic, synthetic_config};
 
@@ -152,7 +152,7 @@ fn export_errors_name_the_problem_and_keep_the_old_artifact() {
 
 #[test]
 fn served_from_a_zarr_store_reads_only_the_selected_chunks() {
-    use selmask::transfer::store::{IngestConfig, ingest};
+    use selmask_wire::transfer::store::{IngestConfig, ingest};
     let data = small_synthetic(8);
     let config = synthetic_config(&data, 4);
     let dir = tempfile::tempdir().unwrap();
@@ -160,7 +160,7 @@ fn served_from_a_zarr_store_reads_only_the_selected_chunks() {
     let ArtifactMask::Static { selected, .. } = &artifact.mask else { panic!("static artifact") };
     let store = dir.path().join("synthetic.zarr");
     let ipc = 64;
-    let granularity = selmask::masks::granularity::Granularity::Pixel;
+    let granularity = selmask_wire::granularity::Granularity::Pixel;
     let cfg = IngestConfig { items_per_chunk: ipc, zstd_level: None, overwrite: false };
     ingest(&store, "synthetic", &[("test", &data.dataset.test)], granularity, &cfg).unwrap();
     let mut state = ServerState::new(ServerConfig::default());
@@ -183,7 +183,7 @@ fn served_from_a_zarr_store_reads_only_the_selected_chunks() {
 #[test]
 fn every_mask_model_trains_exports_and_serves_the_trainers_per_input_masks() {
     use burn::nn::loss::CrossEntropyLossConfig;
-    use selmask::deploy::weights::module_tensors;
+    use selmask::models::weights::module_tensors;
     use selmask::masks::dynamic::DynamicMaskConfig;
     use selmask::masks::dynamic::models::MaskModelKind;
     use selmask::masks::Mask;

@@ -3,7 +3,7 @@
 use selmask::data::synthetic::{SyntheticConfig, SyntheticData};
 use selmask::masks::dynamic::DynamicMaskConfig;
 use selmask::masks::dynamic::models::MaskModelKind;
-use selmask::masks::granularity::Granularity;
+use selmask_wire::granularity::Granularity;
 use selmask::masks::scheduled::{CellScheduleConfig, RemovalOrder};
 use selmask::masks::{Mask, MaskConfig};
 use selmask::training::checkpoint::SelectionModel;

@@ -5,7 +5,7 @@ use std::path::Path;
 use burn::prelude::*;
 use selmask::data::{DatasetInfo, idx};
 use selmask::data::synthetic::{SyntheticConfig, SyntheticData};
-use selmask::masks::granularity::Granularity;
+use selmask_wire::granularity::Granularity;
 use selmask::masks::schedule::{LambdaScheduleConfig, TauScheduleConfig};
 use selmask::masks::MaskConfig;
 use selmask::masks::static_mask::StaticMaskConfig;
@@ -125,16 +125,16 @@ pub struct RunningServer {
 
 impl RunningServer {
     /// Serves `state` with the default connection limits.
-    pub fn start(state: selmask::transfer::server::ServerState) -> Self {
-        Self::start_with(state, selmask::transfer::server::ConnectionLimits::default())
+    pub fn start(state: selmask_wire::transfer::server::ServerState) -> Self {
+        Self::start_with(state, selmask_wire::transfer::server::ConnectionLimits::default())
     }
 
     /// Serves `state` with `limits`.
     pub fn start_with(
-        state: selmask::transfer::server::ServerState,
-        limits: selmask::transfer::server::ConnectionLimits,
+        state: selmask_wire::transfer::server::ServerState,
+        limits: selmask_wire::transfer::server::ConnectionLimits,
     ) -> Self {
-        use selmask::transfer::server::{router, serve_with};
+        use selmask_wire::transfer::server::{router, serve_with};
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {

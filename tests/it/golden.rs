@@ -8,9 +8,9 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use burn::prelude::*;
-use selmask::deploy::weights::{load_module_tensors, module_tensors};
-use selmask::export::safetensors::from_safetensors_bytes;
-use selmask::export::{F32Tensor, TensorMap};
+use selmask::models::weights::{load_module_tensors, module_tensors};
+use selmask_wire::artifact::safetensors::from_safetensors_bytes;
+use selmask_wire::artifact::{F32Tensor, TensorMap};
 use selmask::models::{Network, NetworkConfig};
 
 fn golden(file: &str) -> PathBuf {

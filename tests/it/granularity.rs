@@ -1,7 +1,7 @@
 //! Every granularity name of METHOD.md, and PyTorch's nearest rule.
 
-use selmask::error::Error;
-use selmask::masks::granularity::{CellLayout, Granularity, nearest_source_index};
+use selmask_wire::error::Error;
+use selmask_wire::granularity::{CellLayout, Granularity, nearest_source_index};
 
 #[test]
 fn every_name_gives_its_mask_shape() {

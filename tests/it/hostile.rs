@@ -234,8 +234,8 @@ fn a_flipped_bit_in_a_checkpoint_or_warm_up_fails_every_load() {
 #[test]
 fn a_missing_store_chunk_is_an_error_not_zeros() {
     use selmask::data::{ImageSet, Pixels};
-    use selmask::masks::granularity::Granularity;
-    use selmask::transfer::store::{IngestConfig, StoreSplit, ingest};
+    use selmask_wire::granularity::Granularity;
+    use selmask_wire::transfer::store::{IngestConfig, StoreSplit, ingest};
 
     let dir = tempfile::tempdir().unwrap();
     // Item 0 is all zeros: its chunks must be stored all the same.
@@ -319,14 +319,14 @@ fn crafted_headers_are_refused_before_allocating() {
     let mut meta = read_json(&meta_path);
     meta["attributes"]["selmask"]["shape"] = serde_json::json!([1u64 << 20, 1u64 << 20, 1u64 << 20]);
     std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
-    let err = selmask::transfer::store::StoreSplit::open(&store, "test").unwrap_err().to_string();
+    let err = selmask_wire::transfer::store::StoreSplit::open(&store, "test").unwrap_err().to_string();
     assert!(err.contains("item shape") && err.contains("zarr.json"), "{err}");
 
     // An importance map whose shape needs more bytes than the file has.
     let imp = npy_bytes("<f4", "(4294967296, 4294967296)", &[]);
     let imp_path = store_dir.path().join("imp.npy");
     std::fs::write(&imp_path, &imp).unwrap();
-    let layout = selmask::masks::granularity::Granularity::Pixel.layout([1, 28, 28]).unwrap();
+    let layout = selmask_wire::granularity::Granularity::Pixel.layout([1, 28, 28]).unwrap();
     let err = selmask::masks::importance::read_cell_importance(&imp_path, &layout).unwrap_err().to_string();
     assert!(err.contains("needs more than the file's"), "{err}");
 }
@@ -388,7 +388,7 @@ fn degenerate_runs_are_refused_and_edge_values_are_found() {
 
     // A Fortran-order importance map reads as the same map in C order.
     use npyz::WriterBuilder;
-    let layout = selmask::masks::granularity::Granularity::Pixel.layout([1, 3, 4]).unwrap();
+    let layout = selmask_wire::granularity::Granularity::Pixel.layout([1, 3, 4]).unwrap();
     let c_order: Vec<f32> = (0..12).map(|v| v as f32).collect();
     let write = |name: &str, order: npyz::Order, values: &[f32]| {
         let mut bytes = Vec::new();
@@ -412,6 +412,37 @@ fn degenerate_runs_are_refused_and_edge_values_are_found() {
     let read = selmask::masks::importance::read_cell_importance;
     assert_eq!(read(&c_path, &layout).unwrap(), c_order);
     assert_eq!(read(&f_path, &layout).unwrap(), c_order);
+}
+
+/// Typed flags are checked by the parser, before any file is read: a typo
+/// in `--mask-type` used to be reported only after the dataset had loaded
+/// (or, without data, as a missing data directory).
+#[test]
+fn a_bad_typed_flag_is_reported_before_the_data_directory() {
+    let nowhere = "/nonexistent/selmask-data";
+    for (flag, value, needle) in [
+        ("--mask-type", "bogus", "static, dynamic, random, given"),
+        ("--any-granularity", "hexagon", "unknown granularity 'hexagon'"),
+        ("--dynamic-mask", "resnet", "unknown mask model"),
+        ("--select-on", "train", "must be val or test"),
+        ("--network", "vgg", "squeezenet1_1"),
+        ("--augment", "mixup", "paper"),
+    ] {
+        let mut args = vec!["train", "--dataset", "fashion_mnist", "--data-dir", nowhere];
+        if flag != "--mask-type" {
+            args.extend(["--mask-type", "static"]);
+        }
+        args.extend([flag, value]);
+        let out = selmask(&args);
+        let msg = stderr(&out);
+        // clap's usage error: exit code 2, flag and value named.
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {msg}");
+        assert!(msg.contains(flag) && msg.contains(value) && msg.contains(needle), "{flag} {value}: {msg}");
+        assert!(!msg.contains(nowhere), "the flag, not the data, is reported: {msg}");
+    }
+    let out = selmask(&["ingest", "--dataset", "fashion-mnist-x", "--data-dir", nowhere, "--out", "never"]);
+    assert!(stderr(&out).contains("unknown dataset 'fashion-mnist-x'") && !stderr(&out).contains(nowhere), "{}", stderr(&out));
+    assert!(!Path::new("never").exists());
 }
 
 /// Class 8 (files and runs; the server's and client's flags are tested

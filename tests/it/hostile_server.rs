@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use selmask::cli::{Cli, Command};
-use selmask::export::{Artifact, ArtifactMask, MaskSpec, StoredDtype, read_artifact, write_artifact};
-use selmask::masks::granularity::Granularity;
-use selmask::transfer::api::Listing;
-use selmask::transfer::client::{ClientConfig, fetch_split_blocking};
-use selmask::transfer::fixtures::{artifact_spec, dataset_section, random_cells, synthetic_set};
-use selmask::transfer::server::{ConnectionLimits, ServerConfig, ServerState};
+use selmask_wire::artifact::{Artifact, ArtifactMask, MaskSpec, StoredDtype, read_artifact, write_artifact};
+use selmask_wire::granularity::Granularity;
+use selmask_wire::transfer::api::Listing;
+use selmask_wire::transfer::client::{ClientConfig, fetch_split_blocking};
+use selmask_wire::transfer::fixtures::{artifact_spec, dataset_section, random_cells, synthetic_set};
+use selmask_wire::transfer::server::{ConnectionLimits, ServerConfig, ServerState};
 
 use crate::fixtures::RunningServer;
 
@@ -241,12 +241,12 @@ fn the_stalled_clients_bench_answers_beside_stalled_connections_and_sees_them_cl
         header_read_timeout: Duration::from_millis(500),
         ..ConnectionLimits::default()
     };
-    let r = selmask::transfer::bench::stalled_clients_blocking(
+    let r = selmask_wire::transfer::bench::stalled_clients_blocking(
         toy_state(config, &artifact),
         limits,
         "toy-static",
         "test",
-        &selmask::transfer::bench::StalledConfig { stalled: 40, probes: 5, max_seconds: 20.0 },
+        &selmask_wire::transfer::bench::StalledConfig { stalled: 40, probes: 5, max_seconds: 20.0 },
     )
     .unwrap();
     assert_eq!((r.stalled, r.probes, r.health_ok, r.item_ok), (40, 5, 5, 5), "{r:?}");
@@ -473,6 +473,13 @@ fn out_of_range_flags_of_serve_infer_and_bench_serve_are_refused_by_name() {
     ] {
         let e = infer_error(flags);
         assert!(e.contains(needle), "{flags:?}: {e}");
+    }
+    // A malformed rate is refused by the parser (a typed flag), before
+    // anything is read; a well-formed one below 1 kB/s by the check above.
+    for bad in ["fast", "10 parsecs/s"] {
+        let args = ["selmask", "infer", "--server", "http://127.0.0.1:1", "--artifact", "a", "--bandwidth", bad];
+        let e = Cli::try_parse_from(args).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("--bandwidth") && e.contains(&format!("invalid bandwidth '{bad}'")), "{bad}: {e}");
     }
     for (flags, needle) in [
         (&["--max-seconds", "inf"][..], "max-seconds"),

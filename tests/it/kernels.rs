@@ -156,7 +156,7 @@ fn the_paper_networks_train_on_their_input_shapes() {
         let loss = CrossEntropyLossConfig::new().init(&device).forward(net.forward(x), y);
         let mut grads = loss.backward();
         let params = burn::optim::GradientsParams::from_module(&mut grads, &net);
-        let expected = selmask::deploy::weights::module_tensors(&net).keys().filter(|k| !k.contains("running_")).count();
+        let expected = selmask::models::weights::module_tensors(&net).keys().filter(|k| !k.contains("running_")).count();
         assert_eq!(params.len(), expected, "{name}: every parameter has a gradient");
     }
 }

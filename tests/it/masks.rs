@@ -2,7 +2,7 @@
 
 use burn::module::Param;
 use burn::prelude::*;
-use selmask::masks::granularity::Granularity;
+use selmask_wire::granularity::Granularity;
 use selmask::masks::static_mask::StaticMaskConfig;
 
 use crate::fixtures::device;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use selmask::report::plots::{MaskExample, MaskFigure, mask_figure};
-use selmask::error::Error;
+use selmask::error::{Error, WireError};
 use selmask::report::{ReportOptions, write_report};
 use serde_json::json;
 
@@ -417,7 +417,7 @@ fn bad_json_names_the_file() {
     let summary = runs.join("mnist/static/exp/run_1/summary.json");
     std::fs::write(&summary, "{\"run_dir\": ").unwrap();
     let err = write_report(&runs, &tmp.path().join("out"), &ReportOptions::default()).unwrap_err();
-    assert!(matches!(err, Error::Json { .. }), "{err:?}");
+    assert!(matches!(err, Error::Wire(WireError::Json { .. })), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains(&summary.display().to_string()) && msg.contains("invalid json"), "{msg}");
 

@@ -8,17 +8,17 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use selmask::error::Error;
-use selmask::transfer::bench::{self, LoadTestConfig, PackBenchConfig};
+use selmask_wire::error::Error;
+use selmask_wire::transfer::bench::{self, LoadTestConfig, PackBenchConfig};
 use selmask::data::{ImageSet, Pixels};
-use selmask::export::{Artifact, ArtifactMask, MaskSpec, StoredDtype, read_artifact, write_artifact};
-use selmask::transfer::fixtures::{artifact_spec, dataset_section, random_cells, synthetic_set};
-use selmask::masks::granularity::{CellLayout, Granularity};
-use selmask::transfer::api::{ErrorBody, LabelsResponse, Listing};
-use selmask::transfer::bandwidth::Bandwidth;
-use selmask::transfer::client::{ClientConfig, TransferClient};
-use selmask::transfer::codec::{self, Selection, StaticPlan};
-use selmask::transfer::server::{DynamicMasker, MaskerError, ServerConfig, ServerState, router, serve};
+use selmask_wire::artifact::{Artifact, ArtifactMask, MaskSpec, StoredDtype, read_artifact, write_artifact};
+use selmask_wire::transfer::fixtures::{artifact_spec, dataset_section, random_cells, synthetic_set};
+use selmask_wire::granularity::{CellLayout, Granularity};
+use selmask_wire::transfer::api::{ErrorBody, LabelsResponse, Listing};
+use selmask_wire::transfer::bandwidth::Bandwidth;
+use selmask_wire::transfer::client::{ClientConfig, TransferClient};
+use selmask_wire::transfer::codec::{self, Selection, StaticPlan};
+use selmask_wire::transfer::server::{DynamicMasker, MaskerError, ServerConfig, ServerState, router, serve};
 use tower::ServiceExt;
 
 const SHAPE: [usize; 3] = [3, 32, 32];
@@ -988,7 +988,7 @@ fn blocking_fetch_refuses_to_nest_runtimes() {
     let f = fixture();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let e = rt.block_on(async {
-        selmask::transfer::client::fetch_split_blocking(
+        selmask_wire::transfer::client::fetch_split_blocking(
             ClientConfig::default(),
             "x",
             &f.static_art,

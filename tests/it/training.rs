@@ -8,10 +8,10 @@ use burn::module::Module;
 
 use selmask::data::DatasetName;
 use selmask::error::Error;
-use selmask::masks::granularity::Granularity;
+use selmask_wire::granularity::Granularity;
 use selmask::masks::{Mask, MaskConfig};
 use selmask::models::NetworkConfig;
-use selmask::deploy::weights::module_tensors;
+use selmask::models::weights::module_tensors;
 use selmask::training::checkpoint::{SelectionModel, load_warmup, warmup_path};
 use selmask::training::evaluate::evaluate;
 use selmask::training::metrics::{EpochMetrics, read_jsonl};
@@ -19,7 +19,7 @@ use selmask::training::pretrain::pretrain;
 use selmask::training::progress::{Progress, Verbosity};
 use selmask::training::run::{PreparedData, RunSummary};
 use selmask::training::step::{Learner, StepParams};
-use selmask::util::read_json;
+use selmask_wire::util::read_json;
 
 use crate::fixtures::{device, small_synthetic, synthetic_config};
 

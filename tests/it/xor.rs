@@ -7,7 +7,7 @@ use burn::module::Module;
 use selmask::data::synthetic::{SyntheticConfig, SyntheticData};
 use selmask::data::versions::VersionsConfig;
 use selmask::deploy::export::{ExportOptions, PointChoice, export_run};
-use selmask::masks::granularity::Granularity;
+use selmask_wire::granularity::Granularity;
 use selmask::masks::xor::XorConfig;
 use selmask::masks::{Mask, MaskConfig};
 use selmask::training::TrainConfig;

@@ -18,7 +18,7 @@ use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 use serde::{Deserialize, Serialize};
 
-use super::granularity::{CellLayout, Granularity};
+use selmask_wire::granularity::{CellLayout, Granularity};
 use super::static_mask::Masked;
 use crate::error::{Error, Result};
 use models::{MaskModel, MaskModelKind, MaskModelShape};
@@ -93,7 +93,7 @@ pub fn adaptive_max_pool2d(x: Tensor<4>, [oh, ow]: [usize; 2]) -> Tensor<4> {
 impl DynamicMaskConfig {
     /// The cell layout, or a clear error if the granularity does not fit.
     pub fn layout(&self) -> Result<CellLayout> {
-        self.granularity.layout(self.input_shape)
+        Ok(self.granularity.layout(self.input_shape)?)
     }
 
     /// The server's input shape `[C, sh, sw]`.

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::blocks::{ConvAttBlock, MiniUNet, ResidualBlock, output_conv, reflect};
 use crate::error::{Error, Result};
-use crate::masks::granularity::nearest_source_index;
+use selmask_wire::granularity::nearest_source_index;
 
 /// Which mask model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

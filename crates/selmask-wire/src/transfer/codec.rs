@@ -36,9 +36,9 @@
 //! before it reads or allocates and returns an error on malformed input; none
 //! of them panics (property-tested with random bytes).
 
-use crate::data::{ImageSet, Pixels};
-use crate::export::format::{Artifact, ArtifactMask, Normalisation, StoredDtype};
-use crate::masks::granularity::CellLayout;
+use crate::dataset::{ImageSet, Pixels};
+use crate::artifact::format::{Artifact, ArtifactMask, Normalisation, StoredDtype};
+use crate::granularity::CellLayout;
 use crate::error::{Error, Result};
 
 /// First four bytes of every payload.

@@ -5,11 +5,11 @@
 //! is for production use. A tiny SplitMix64 generator keeps the crate free of
 //! a `rand` dependency and the fixtures identical across versions.
 
-use crate::data::{ImageSet, Pixels};
-use crate::export::format::{
+use crate::dataset::{ImageSet, Pixels};
+use crate::artifact::format::{
     Accuracies, ArtifactSpec, DatasetSection, MaskSpec, Normalisation, SourceInfo, StoredDtype,
 };
-use crate::export::safetensors::{F32Tensor, TensorMap};
+use crate::artifact::safetensors::{F32Tensor, TensorMap};
 
 /// SplitMix64: a 64-bit seeded generator, good enough for fixtures.
 #[derive(Debug, Clone)]

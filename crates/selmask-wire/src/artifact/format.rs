@@ -29,12 +29,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::data::{DatasetInfo, Pixels};
-use crate::export::npy::{from_npy_bytes, to_npy_bytes};
-use crate::export::safetensors::{TensorMap, from_safetensors_bytes, to_safetensors_bytes};
-use crate::masks::granularity::{CellLayout, Granularity};
+use crate::dataset::{DatasetInfo, Pixels};
+use crate::artifact::npy::{from_npy_bytes, to_npy_bytes};
+use crate::artifact::safetensors::{TensorMap, from_safetensors_bytes, to_safetensors_bytes};
+use crate::granularity::{CellLayout, Granularity};
 use crate::error::{Error, Result};
-use crate::transfer::is_plain_name;
+use crate::util::is_plain_name;
 
 /// `manifest.json`'s `format` value.
 pub const FORMAT_NAME: &str = "selmask-artifact";

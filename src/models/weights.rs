@@ -18,7 +18,7 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::export::{F32Tensor, TensorMap};
+use selmask_wire::artifact::{F32Tensor, TensorMap};
 
 /// Path bookkeeping shared by the collector and the loader.
 #[derive(Default)]

@@ -25,10 +25,10 @@ use zarrs::array::{Array, ArrayBuilder, data_type};
 use zarrs::filesystem::FilesystemStore;
 use zarrs::group::{Group, GroupBuilder};
 
-use crate::data::{ImageSet, Pixels};
+use crate::dataset::{ImageSet, Pixels};
 use crate::error::{Error, Result};
-use crate::export::StoredDtype;
-use crate::masks::granularity::{CellLayout, Granularity};
+use crate::artifact::StoredDtype;
+use crate::granularity::{CellLayout, Granularity};
 
 /// What the store's root group records about the data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,7 +165,7 @@ pub fn ingest(
     if let Some((name, _)) = splits.iter().find(|(_, s)| s.shape != shape || StoredDtype::of(&s.pixels) != dtype) {
         return Err(Error::spec("splits", format!("split '{name}' differs in shape or dtype from the first")));
     }
-    if let Some((name, _)) = splits.iter().find(|(n, _)| !crate::transfer::is_plain_name(n)) {
+    if let Some((name, _)) = splits.iter().find(|(n, _)| !crate::util::is_plain_name(n)) {
         return Err(Error::spec("splits", format!("'{name}' is not a plain name")));
     }
     if config.items_per_chunk == 0 {

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::data::Pixels;
-use crate::export::format::{MaskSpec, StoredDtype, read_artifact, write_artifact};
+use crate::dataset::Pixels;
+use crate::artifact::format::{MaskSpec, StoredDtype, read_artifact, write_artifact};
 use crate::transfer::fixtures;
-use crate::masks::granularity::Granularity;
+use crate::granularity::Granularity;
 use crate::transfer::codec::{self, ItemRef, StaticPlan};
 use crate::error::{Error, Result};
 use crate::transfer::server::{ConnectionLimits, ServerConfig, ServerState, router, serve, serve_with};
@@ -99,7 +99,7 @@ pub fn pack_throughput(config: &PackBenchConfig) -> Result<PackBench> {
         let layout = granularity.layout(shape)?;
         let seed = config.seed.wrapping_add(k as u64);
         let cells = fixtures::random_cells(layout.n_cells(), q, seed);
-        let selected = crate::export::format::selected_values(&layout, &cells);
+        let selected = crate::artifact::format::selected_values(&layout, &cells);
         let plan = StaticPlan::new(shape, selected)?;
         let set = fixtures::synthetic_set(shape, n_items, StoredDtype::U8, seed);
         let Pixels::U8(values) = &set.pixels else {

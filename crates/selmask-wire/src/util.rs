@@ -190,6 +190,25 @@ fn sync_tree(dir: &Path) -> Result<()> {
     sync_dir(dir)
 }
 
+/// Longest id or name accepted.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// Whether `s` is a plain name usable as an artifact id, split, dataset or
+/// artifact file name: 1 to [`MAX_NAME_LEN`] ASCII letters, digits, `.`, `_`,
+/// `-`, starting with a letter or digit (so never `.`, `..` or a hidden
+/// file) and with no `..` anywhere. Anything path-like (`/`, `\`, `%`, NUL,
+/// spaces) is refused, so a name can never leave the directory or the URL
+/// segment it is used in.
+pub fn is_plain_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_NAME_LEN
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+        && !s.contains("..")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,5 +261,23 @@ mod tests {
         let err = replace_dir_atomically(&target, false, &owner, |_| Err(Error::spec("x", "fill failed"))).unwrap_err();
         assert!(err.to_string().contains("fill failed"), "{err}");
         assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::is_plain_name;
+
+    #[test]
+    fn plain_names() {
+        for ok in ["mnist", "mnist-static_q0.05", "a", "F-MNIST.v2", "weights.safetensors"] {
+            assert!(is_plain_name(ok), "{ok}");
+        }
+        let long = "a".repeat(129);
+        for bad in [
+            "", ".", "..", "../x", "a/b", "a\\b", ".hidden", "a..b", "a b", "a%2Fb", "a\0", "é", &long,
+        ] {
+            assert!(!is_plain_name(bad), "{bad:?}");
+        }
     }
 }

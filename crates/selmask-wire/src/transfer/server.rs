@@ -45,16 +45,16 @@ use axum::routing::{get, post};
 use axum::{BoxError, Json, Router};
 use tower::ServiceBuilder;
 
-use crate::data::{ImageSet, Pixels};
-use crate::export::format::{Artifact, ArtifactMask, Normalisation, StoredDtype};
-use crate::masks::granularity::CellLayout;
+use crate::dataset::{ImageSet, Pixels};
+use crate::artifact::format::{Artifact, ArtifactMask, Normalisation, StoredDtype};
+use crate::granularity::CellLayout;
 use crate::transfer::api::{
     ArtifactListing, DatasetListing, ErrorBody, Health, ItemsRequest, LabelsResponse, LimitsListing, Listing,
     SplitListing, WireListing,
 };
 use crate::transfer::codec::{self, ItemRef, Selection, StaticPlan};
 use crate::error::{Error, Result};
-use crate::transfer::is_plain_name;
+use crate::util::is_plain_name;
 use crate::transfer::store::{StoreSplit, read_store_info};
 
 /// Response header with the bytes a store-backed split read from storage

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::*;
-use crate::export::npy::to_npy_bytes;
+use crate::artifact::npy::to_npy_bytes;
 use crate::transfer::fixtures::{artifact_spec, dataset_section, random_cells};
 
 const SHAPE: [usize; 3] = [3, 10, 10];
@@ -95,7 +95,7 @@ fn dynamic_and_none_round_trip() {
     let mut mask_model = TensorMap::new();
     mask_model.insert(
         "g.weight".into(),
-        crate::export::F32Tensor {
+        crate::artifact::F32Tensor {
             shape: vec![4, 300],
             values: vec![0.001; 1200],
         },

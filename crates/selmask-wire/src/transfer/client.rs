@@ -39,8 +39,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap};
 use serde::Serialize;
 
-use crate::data::Pixels;
-use crate::export::format::{Artifact, StoredDtype};
+use crate::dataset::Pixels;
+use crate::artifact::format::{Artifact, StoredDtype};
 use crate::transfer::api::{ErrorBody, Health, ItemsRequest, LabelsResponse, Listing};
 use crate::transfer::bandwidth::Bandwidth;
 use crate::transfer::codec::{self, DecodedBatch, Selection};
@@ -682,8 +682,8 @@ impl TransferClient {
             indices: Vec::with_capacity(indices.len()),
             labels: Vec::with_capacity(indices.len()),
             values: match m.dataset.dtype {
-                crate::export::format::StoredDtype::U8 => Pixels::U8(Vec::with_capacity(indices.len() * n)),
-                crate::export::format::StoredDtype::F32 => Pixels::F32(Vec::with_capacity(indices.len() * n)),
+                crate::artifact::format::StoredDtype::U8 => Pixels::U8(Vec::with_capacity(indices.len() * n)),
+                crate::artifact::format::StoredDtype::F32 => Pixels::F32(Vec::with_capacity(indices.len() * n)),
             },
             cell_masks: matches!(*selection, Selection::Dynamic(_)).then(Vec::new),
         };

@@ -6,9 +6,9 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::data::Pixels;
-use crate::export::format::{Normalisation, StoredDtype};
-use crate::masks::granularity::CellLayout;
+use crate::dataset::Pixels;
+use crate::artifact::format::{Normalisation, StoredDtype};
+use crate::granularity::CellLayout;
 
 fn plan(shape: [usize; 3], sel: &[u32]) -> StaticPlan {
     StaticPlan::new(shape, sel.to_vec()).unwrap()

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::export::format::{MaskKind, StoredDtype};
+use crate::artifact::format::{MaskKind, StoredDtype};
 
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
