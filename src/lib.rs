@@ -18,11 +18,10 @@
 //! - [`report`]: tables and figures of accuracy versus Q;
 //! - [`reproduce`]: the paper's experiments as presets;
 //! - [`tensorboard`]: TensorBoard event files of training runs;
-//! - [`cli`], [`commands`], [`bench`]: the `selmask` program.
+//! - [`cli`]: the `selmask` program, a room per subcommand (its flags,
+//!   their checks and its action), as cargo lays out its commands.
 
-pub mod bench;
 pub mod cli;
-pub mod commands;
 pub mod data;
 pub mod deploy;
 pub mod error;

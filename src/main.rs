@@ -48,24 +48,10 @@ fn main() {
     if matches!(cli.command, Command::Train(_) | Command::Pretrain(_) | Command::Reproduce(_) | Command::Bench(_)) {
         keep_freed_pages();
     }
-    let result = match &cli.command {
-        Command::Train(args) => {
-            let sub = matches.subcommand_matches("train").expect("train matches");
-            selmask::commands::train(args, sub)
-        }
-        Command::Pretrain(args) => selmask::commands::pretrain_cmd(args),
-        Command::Export(args) => selmask::commands::deploy::export(args),
-        Command::Serve(args) => {
-            init_logging();
-            selmask::commands::deploy::serve(args)
-        }
-        Command::Ingest(args) => selmask::commands::deploy::ingest(args),
-        Command::Infer(args) => selmask::commands::deploy::infer(args),
-        Command::Reproduce(args) => selmask::commands::reproduce(args),
-        Command::Importance(args) => selmask::commands::importance(args),
-        Command::Report(args) => selmask::commands::report(args),
-        Command::Bench(args) => selmask::bench::run(args),
-    };
+    if matches!(cli.command, Command::Serve(_)) {
+        init_logging();
+    }
+    let result = selmask::cli::run(&cli, &matches);
     if let Err(err) = result {
         eprintln!("error: {err}");
         for cause in err.chain().skip(1) {

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use clap::ValueEnum;
 use serde::Serialize;
 
-use crate::cli::ReproduceArgs;
+use crate::cli::reproduce::ReproduceArgs;
 use crate::data::DatasetName;
 
 /// Which parameters a preset runs.

@@ -20,7 +20,7 @@ use crate::masks::dynamic::DynamicMask;
 use crate::masks::{Mask, MaskConfig};
 use crate::models::Network;
 use selmask_wire::transfer::codec::DecodedBatch;
-use selmask_wire::transfer::server::{DynamicMasker, MaskerError};
+use selmask_wire::transfer::server::{DynamicMasker, MaskerError, ServerState};
 
 /// The selection as the client applies it.
 #[derive(Debug)]
@@ -165,6 +165,18 @@ impl BurnMasker {
             Mask::Static(_) | Mask::Xor(_) => unreachable!("mask_module returns dynamic masks"),
         }
     }
+}
+
+/// Adds `artifact` to `state` under `id`, with a mask model for dynamic ones.
+pub fn add_served_artifact(state: &mut ServerState, id: &str, artifact: &Artifact) -> Result<()> {
+    match artifact.mask {
+        ArtifactMask::Dynamic { .. } => {
+            let masker = BurnMasker::new(artifact)?;
+            state.add_dynamic_artifact(id, artifact, Arc::new(masker))?;
+        }
+        _ => state.add_artifact(id, artifact)?,
+    }
+    Ok(())
 }
 
 impl DynamicMasker for BurnMasker {

@@ -1,7 +1,8 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::cli::{Cli, Command, TrainArgs};
+use crate::cli::train::TrainArgs;
+use crate::cli::{Cli, Command};
 use crate::training::{MaskType, SelectOn};
 use clap::{ArgMatches, CommandFactory, FromArgMatches, parser::ValueSource};
 

@@ -52,7 +52,7 @@ fn serve_and_fetch(artifact: &Artifact, data: &SyntheticData, zstd: bool) -> Fet
 }
 
 fn fetch_from(mut state: ServerState, artifact: &Artifact, zstd: bool) -> Fetched {
-    selmask::commands::deploy::add_served_artifact(&mut state, "art", artifact).unwrap();
+    selmask::deploy::infer::add_served_artifact(&mut state, "art", artifact).unwrap();
     let server = RunningServer::start(state);
     let config = ClientConfig { base_url: server.url(), batch_size: 128, zstd, progress: false, ..ClientConfig::default() };
     fetch_split_blocking(config, "art", artifact, "test", None).unwrap()

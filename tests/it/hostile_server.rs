@@ -417,7 +417,7 @@ fn serve_error(extra: &[&str]) -> String {
     }
 }
 
-fn infer(extra: &[&str]) -> Box<selmask::cli::deploy::InferArgs> {
+fn infer(extra: &[&str]) -> Box<selmask::cli::infer::InferArgs> {
     let mut args = vec!["infer", "--server", "http://127.0.0.1:1", "--artifact", "a"];
     args.extend_from_slice(extra);
     let Command::Infer(a) = parse(&args) else { panic!("infer") };

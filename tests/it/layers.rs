@@ -13,7 +13,7 @@ const MAIN_LAYERS: &[&[&str]] = &[
     &["masks", "models"],
     &["training"],
     &["deploy", "report"],
-    &["cli", "commands", "bench", "reproduce"],
+    &["cli", "reproduce"],
 ];
 
 /// Layers of selmask-wire, bottom first.

@@ -145,7 +145,7 @@ fn unstacked_data_are_refused() {
 
 #[test]
 fn versions_benchmark_smoke() {
-    let r = selmask::bench::versions_throughput(2, 1).unwrap();
+    let r = selmask::cli::bench::versions_throughput(2, 1).unwrap();
     assert_eq!((r.batches, r.batch_size, r.versions, r.passes_seconds.len()), (2, 128, 6, 1));
     assert!(r.batch_ms > 0.0 && r.items_per_second > 0.0, "{r:?}");
 }

@@ -1,22 +1,113 @@
-//! `selmask bench`: speed and memory of the real code paths.
+//! `selmask bench`: speed and memory of the real code paths, and its flags.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Context;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
+use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use crate::cli::{BenchArgs, BenchTarget};
+use crate::data;
+use crate::data::DatasetName;
 use crate::data::augment::{AugmentConfig, Augmenter};
-use crate::data::batch::{TensorSplit, augment_rng, epoch_rng};
+use crate::data::batch::{augment_rng, epoch_rng, TensorSplit};
 use crate::data::sampling::Sampling;
-use crate::data::{self, DatasetName};
-use selmask_wire::granularity::Granularity;
+use crate::error::{Error, Result};
 use crate::masks::static_mask::StaticMaskConfig;
 use crate::models::NetworkConfig;
 use crate::training::optim::OptimConfig;
 use crate::training::step::{Learner, StepParams};
+use selmask_wire::granularity::Granularity;
+
+/// `selmask bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum)]
+    pub what: BenchTarget,
+    /// Directory with Fashion-MNIST [default: $SELMASK_DATA, then Debian's].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// train-epoch: the network, lenet5 (on Fashion-MNIST) or resnet20 (on 50,000 generated CIFAR-shaped 3x32x32 images) [default: lenet5].
+    #[arg(long, value_parser = ["lenet5", "resnet20"])]
+    pub network: Option<String>,
+    /// Limit the epoch to this many batches (0: the whole training set, 60,000 or 50,000 images; versions: 100).
+    #[arg(long, default_value_t = 0)]
+    pub batches: usize,
+    /// Epochs to time (the first also warms caches up; each is reported).
+    #[arg(long, default_value_t = 2)]
+    pub epochs: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Time the phases of the training step and print where the epoch goes.
+    #[arg(long)]
+    pub profile: bool,
+    /// train-epoch: also run each epoch through the training loop's data pipeline (the dataset's sampling and augmentation), alternating with the plain epochs, and report the ratio.
+    #[arg(long)]
+    pub compare_pipeline: bool,
+    /// serve: requests to send (at most 10000000).
+    #[arg(long, default_value_t = 10_000)]
+    pub requests: usize,
+    /// serve: requests in flight at once (at most 1024).
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// serve: items per request (1 = GET one item, more = POST a batch; at most 1024, the server's max_batch).
+    #[arg(long, default_value_t = 1)]
+    pub items_per_request: usize,
+    /// serve: ask for zstd-compressed payloads.
+    #[arg(long)]
+    pub zstd: bool,
+    /// serve: stop after this many seconds even if requests remain (at most 3600).
+    #[arg(long, default_value_t = 60.0)]
+    pub max_seconds: f64,
+    /// serve: first hold this many stalled connections (heads or bodies that never finish) and time /health and item requests beside them (at most 1000; 0: skip).
+    #[arg(long, default_value_t = 0)]
+    pub stalled: usize,
+    /// serve: an exported artifact to serve with its dataset's test split [default: a synthetic 28x28 dataset with a pixel mask at Q = 0.05].
+    #[arg(long)]
+    pub artifact: Option<PathBuf>,
+    /// pack: minimum measured seconds per case.
+    #[arg(long, default_value_t = 0.5)]
+    pub min_seconds: f64,
+}
+
+impl BenchArgs {
+    /// The validated load test of `bench serve` (`--stalled` included, so
+    /// every flag of `bench serve` is checked before anything starts).
+    pub fn load_test_config(&self) -> Result<selmask_wire::transfer::bench::LoadTestConfig> {
+        use crate::cli::within;
+        if !(self.max_seconds.is_finite() && self.max_seconds > 0.0 && self.max_seconds <= 3600.0) {
+            return Err(Error::config("max-seconds", format!("{:?}", self.max_seconds), "must be a positive number of seconds, at most 3600"));
+        }
+        // Leaves room under the server's default 1024 connections for the
+        // timed requests.
+        within("stalled", self.stalled, 0..=1000)?;
+        Ok(selmask_wire::transfer::bench::LoadTestConfig {
+            requests: within("requests", self.requests, 1..=10_000_000)?,
+            concurrency: within("concurrency", self.concurrency, 1..=1024)?,
+            batch: within("items-per-request", self.items_per_request, 1..=1024)?,
+            zstd: self.zstd,
+            max_seconds: self.max_seconds,
+            ..selmask_wire::transfer::bench::LoadTestConfig::default()
+        })
+    }
+}
+
+/// Benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchTarget {
+    /// One training epoch of LeNet5 + static pixel mask on Fashion-MNIST (or ResNet20 on CIFAR-shaped data, --network resnet20), batch 128.
+    TrainEpoch,
+    /// A bounded load test of the storage server on loopback (p50/p99 latency, items/s, memory).
+    Serve,
+    /// Single-core static-mask packing speed of stored data (GB/s of source data).
+    Pack,
+    /// Making xor versions (five JPEG levels) of CIFAR-shaped batches of 128, as each training batch does (--batches, default 100; --epochs passes).
+    Versions,
+}
 
 /// Peak resident memory of this process (`VmHWM`), in bytes.
 pub fn peak_rss_bytes() -> Option<u64> {
@@ -88,7 +179,7 @@ pub const CIFAR_SHAPED_IMAGES: usize = 50_000;
 /// Fashion-MNIST for lenet5, generated CIFAR-shaped data for resnet20 (its
 /// speed does not depend on the pixel values, and CIFAR-10 need not be
 /// installed).
-fn bench_data(args: &BenchArgs, network: &str) -> Result<(crate::data::ImageSet, crate::data::DatasetInfo, &'static str)> {
+fn bench_data(args: &BenchArgs, network: &str) -> anyhow::Result<(crate::data::ImageSet, crate::data::DatasetInfo, &'static str)> {
     match network {
         "lenet5" => {
             let dataset =
@@ -109,7 +200,7 @@ fn bench_data(args: &BenchArgs, network: &str) -> Result<(crate::data::ImageSet,
 
 /// Times training epochs of a network + a static pixel mask: LeNet5 on
 /// Fashion-MNIST, or ResNet20 on CIFAR-shaped data (`--network`).
-pub fn train_epoch(args: &BenchArgs) -> Result<EpochBench> {
+pub fn train_epoch(args: &BenchArgs) -> anyhow::Result<EpochBench> {
     let network_name = args.network.as_deref().unwrap_or("lenet5");
     let (train, info, benchmark) = bench_data(args, network_name)?;
     let device = Device::flex().autodiff();
@@ -218,7 +309,7 @@ pub fn train_epoch(args: &BenchArgs) -> Result<EpochBench> {
 }
 
 /// `selmask bench`.
-pub fn run(args: &BenchArgs) -> Result<()> {
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchTarget::TrainEpoch => {
             let r = train_epoch(args)?;
@@ -304,7 +395,7 @@ pub struct VersionsBench {
 /// happens per batch because versions follow augmentation: CIFAR-shaped
 /// generated images (a flat rectangle with a little noise, so cheaper to
 /// encode than photographs), the paper's five JPEG levels, batches of 128.
-pub fn versions_throughput(batches: usize, passes: usize) -> Result<VersionsBench> {
+pub fn versions_throughput(batches: usize, passes: usize) -> anyhow::Result<VersionsBench> {
     use crate::data::Pixels;
     use crate::data::versions::VersionsConfig;
     let (shape, batch_size) = ([3, 32, 32], 128);
@@ -335,7 +426,7 @@ pub fn versions_throughput(batches: usize, passes: usize) -> Result<VersionsBenc
 /// `bench serve`: the load test of [`selmask_wire::transfer::bench::load_test`],
 /// or with `--stalled N` the check of
 /// [`selmask_wire::transfer::bench::stalled_clients`].
-fn serve(args: &BenchArgs) -> Result<()> {
+fn serve(args: &BenchArgs) -> anyhow::Result<()> {
     use selmask_wire::transfer::bench::{load_test_blocking, synthetic_state};
     use selmask_wire::transfer::server::{ServerConfig, ServerState};
     let config = args.load_test_config()?;
@@ -347,8 +438,8 @@ fn serve(args: &BenchArgs) -> Result<()> {
             let dataset = data::load(name, args.data_dir.as_deref())?;
             let mut state = ServerState::new(ServerConfig::default());
             state.add_dataset(&name.to_string(), [("test".to_string(), dataset.test)])?;
-            let id = crate::cli::deploy::artifact_id(dir, None)?;
-            crate::commands::deploy::add_served_artifact(&mut state, &id, &artifact)?;
+            let id = crate::cli::serve::artifact_id(dir, None)?;
+            crate::deploy::infer::add_served_artifact(&mut state, &id, &artifact)?;
             (state, id, "test".to_string())
         }
     };
@@ -382,7 +473,7 @@ fn serve(args: &BenchArgs) -> Result<()> {
 
 /// `bench serve --stalled N`: `/health` and item latencies beside N
 /// stalled connections, on a server with the default limits.
-fn stalled(args: &BenchArgs, state: selmask_wire::transfer::server::ServerState, id: &str, split: &str) -> Result<()> {
+fn stalled(args: &BenchArgs, state: selmask_wire::transfer::server::ServerState, id: &str, split: &str) -> anyhow::Result<()> {
     use selmask_wire::transfer::bench::{StalledConfig, stalled_clients_blocking};
     use selmask_wire::transfer::server::ConnectionLimits;
     let limits = ConnectionLimits::default();
@@ -421,7 +512,7 @@ fn stalled(args: &BenchArgs, state: selmask_wire::transfer::server::ServerState,
 }
 
 /// `bench pack`: [`selmask_wire::transfer::bench::pack_throughput`].
-fn pack(args: &BenchArgs) -> Result<()> {
+fn pack(args: &BenchArgs) -> anyhow::Result<()> {
     use selmask_wire::transfer::bench::{PackBenchConfig, pack_throughput};
     if !(args.min_seconds.is_finite() && args.min_seconds > 0.0 && args.min_seconds <= 600.0) {
         anyhow::bail!(crate::error::Error::config("min-seconds", args.min_seconds, "must be a positive number of seconds, at most 600"));

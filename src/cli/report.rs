@@ -1,20 +1,104 @@
-//! Example masks for `selmask report`: the mask of each experiment's first
-//! run at its best checkpoint within a Q budget, over a few test inputs
-//! (removed cells shaded). Lives on the Burn side because it loads
-//! checkpoints and runs dynamic mask models (and, for xor selections,
-//! makes the examples' versions and composes what is sent); the drawing is
+//! `selmask report`: tables, figures and Markdown of accuracy against Q
+//! from finished runs, its flags and the action; and the example masks,
+//! which live here (on the Burn side) because they load checkpoints and
+//! run dynamic mask models (and, for xor selections, make the examples'
+//! versions and compose what is sent); the drawing is
 //! [`crate::report::plots::mask_figure`].
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context};
 use burn::prelude::*;
+use clap::Args;
 
-use crate::data::{self, DatasetName};
+use crate::data;
+use crate::data::DatasetName;
 use crate::masks::{Mask, MaskConfig};
-use crate::report::aggregate::{LoadOptions, load_runs};
-use crate::report::plots::{MaskExample, MaskFigure, mask_figure};
+use crate::report::aggregate::{load_runs, LoadOptions};
+use crate::report::plots::{mask_figure, MaskExample, MaskFigure};
 use crate::training::checkpoint::SelectionModel;
+
+/// `selmask report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The runs directory (the --exp-dir of the training runs, holding <dataset>/<mask-type>/<name>/run_<i>).
+    pub runs_dir: PathBuf,
+    /// Where to write <dataset>.md (fashion-mnist.md for fashion_mnist) and figures/.
+    #[arg(long, default_value = "report")]
+    pub out: PathBuf,
+    /// A command that produced the runs, shown verbatim in the report (repeatable).
+    #[arg(long = "command")]
+    pub commands: Vec<String>,
+    /// A note on the schedule or the hardware, one bullet each (repeatable).
+    #[arg(long = "note")]
+    pub notes: Vec<String>,
+    /// Q budgets of the summary table, besides the paper's own Qs.
+    #[arg(long = "budget", default_values_t = vec![0.05, 0.10])]
+    pub budgets: Vec<f64>,
+    /// Upper Q of the comparison figure's zoomed panel.
+    #[arg(long, default_value_t = 0.3)]
+    pub zoom_q: f64,
+    /// Also use runs that stopped before their planned epochs.
+    #[arg(long)]
+    pub include_unfinished: bool,
+    /// Draw each experiment's mask (its best checkpoint with Q at most this) over test inputs; needs the dataset [default: 0.1; 0 = no mask figures].
+    #[arg(long = "mask-examples-q", default_value_t = 0.1)]
+    pub mask_examples_q_raw: f64,
+    /// Directory with the dataset's files, for the mask figures [default: $SELMASK_DATA, then the Debian package's directory].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl ReportArgs {
+    /// The Q budget of the mask figures, `None` when turned off.
+    pub fn mask_examples_q(&self) -> Option<f64> {
+        (self.mask_examples_q_raw > 0.0).then_some(self.mask_examples_q_raw)
+    }
+}
+
+/// `selmask report`.
+pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
+    if let Some(b) = args.budgets.iter().find(|b| !(b.is_finite() && **b > 0.0 && **b <= 1.0)) {
+        bail!("--budget {b}: must be within (0, 1]");
+    }
+    if !(args.zoom_q.is_finite() && args.zoom_q > 0.0 && args.zoom_q <= 1.0) {
+        bail!("--zoom-q {}: must be within (0, 1]", args.zoom_q);
+    }
+    let q = args.mask_examples_q_raw;
+    if !(q.is_finite() && (0.0..=1.0).contains(&q)) {
+        bail!("--mask-examples-q {q}: must be within [0, 1] (0: no mask figures)");
+    }
+    let options = crate::report::ReportOptions {
+        commands: args.commands.clone(),
+        notes: args.notes.clone(),
+        budgets: args.budgets.clone(),
+        zoom_q: args.zoom_q,
+        include_unfinished: args.include_unfinished,
+    };
+    let summary = crate::report::write_report(&args.runs_dir, &args.out, &options)
+        .with_context(|| format!("reporting on {}", args.runs_dir.display()))?;
+    for d in &summary.datasets {
+        println!(
+            "{}: {} ({} experiments, {} runs, {} figure files)",
+            d.dataset,
+            d.markdown.display(),
+            d.experiments.len(),
+            d.runs,
+            d.figures.len()
+        );
+    }
+    for s in &summary.skipped {
+        eprintln!("skipped {}: {}", s.dir.display(), s.reason);
+    }
+    if summary.datasets.is_empty() {
+        bail!("no complete run under {}", args.runs_dir.display());
+    }
+    if let Some(max_q) = args.mask_examples_q() {
+        let files = write_mask_figures(&args.runs_dir, &args.out, max_q, args.data_dir.as_deref())?;
+        println!("{} example-mask figure files", files.len());
+    }
+    Ok(())
+}
 
 /// Examples drawn per figure.
 const EXAMPLES: usize = 8;
@@ -24,7 +108,7 @@ const EXAMPLES: usize = 8;
 /// appends an "Example masks" section to `<out>/<dataset>.md`. Returns the
 /// files written. Datasets whose data cannot be loaded are skipped with a
 /// message (the tables do not need the data).
-pub fn write_mask_figures(runs_dir: &Path, out: &Path, max_q: f64, data_dir: Option<&Path>) -> Result<Vec<PathBuf>> {
+pub fn write_mask_figures(runs_dir: &Path, out: &Path, max_q: f64, data_dir: Option<&Path>) -> anyhow::Result<Vec<PathBuf>> {
     let loaded = load_runs(runs_dir, LoadOptions::default())?;
     let device = Device::flex();
     let mut written = Vec::new();

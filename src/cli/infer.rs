@@ -1,125 +1,103 @@
-//! `selmask export`, `serve` and `infer`.
+//! `selmask infer`: the client, its flags and the action.
 
-use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Context;
+use clap::Args;
 use serde::Serialize;
 
-use crate::cli::deploy::{ExportArgs, IngestArgs, InferArgs, ServeArgs, artifact_id, parse_served_artifact};
-use crate::data::{self, DatasetName, ImageSet};
-use crate::deploy::export::export_run;
-use crate::deploy::infer::{BurnMasker, ClientModel};
-use selmask_wire::artifact::{Artifact, ArtifactMask, read_artifact};
-use selmask_wire::transfer::client::{Items, fetch_items_blocking};
-use selmask_wire::transfer::server::{ServerState, router, serve_with, shutdown_signal};
+use crate::deploy::infer::ClientModel;
+use crate::error::{Error, Result};
+use selmask_wire::artifact::read_artifact;
+use selmask_wire::transfer::bandwidth::Bandwidth;
+use selmask_wire::transfer::client::{ClientConfig, fetch_items_blocking, Items};
+use super::{seconds, within};
 
-/// `selmask export`.
-pub fn export(args: &ExportArgs) -> Result<()> {
-    let opts = args.to_options()?;
-    let m = export_run(&opts).with_context(|| format!("exporting {}", opts.run_dir.display()))?;
-    println!(
-        "artifact written to {} (format v{}): {} mask, {}, Q {:.4}, bytes fraction {:.4}, epoch {}, test accuracy {}",
-        opts.out.display(),
-        m.format_version,
-        m.mask.kind.as_str(),
-        m.mask.granularity.map_or("-".into(), |g| g.to_string()),
-        m.mask.q,
-        m.mask.bytes_fraction,
-        m.epoch,
-        m.accuracy.test.map_or("-".into(), |a| format!("{a:.4}"))
-    );
-    Ok(())
+/// `selmask infer`.
+#[derive(Debug, Clone, Args)]
+pub struct InferArgs {
+    /// The storage server, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    pub server: String,
+    /// The exported artifact (the client's copy: network weights and mask).
+    #[arg(long)]
+    pub artifact: PathBuf,
+    /// The id the server serves the artifact under [default: the artifact directory's name].
+    #[arg(long)]
+    pub artifact_id: Option<String>,
+    /// The split to fetch and classify.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Only the first N items of the split, 1 to 4294967295 (all of them if the split has fewer) [default: all].
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Items per request (at most 1048576; the server's max_batch caps it too).
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Requests in flight at once (at most 1024).
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Per-request timeout, seconds (at most 86400).
+    #[arg(long, default_value_t = 60.0)]
+    pub timeout_s: f64,
+    /// Ask the server for zstd-compressed payloads.
+    #[arg(long)]
+    pub zstd: bool,
+    /// Simulate a link of this rate, e.g. 10MB/s, 100Mbit/s; at least 1kB/s [default: no limit].
+    #[arg(long)]
+    pub bandwidth: Option<Bandwidth>,
+    /// Items per forward pass (at most 1048576); the trainer's evaluation batch (1000) gives bit-identical predictions.
+    #[arg(long, default_value_t = 1000)]
+    pub eval_batch_size: usize,
+    /// Write each item's predicted class to this CSV file (index,label,prediction).
+    #[arg(long)]
+    pub predictions: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
-/// Adds `artifact` to `state` under `id`, with a mask model for dynamic ones.
-pub fn add_served_artifact(state: &mut ServerState, id: &str, artifact: &Artifact) -> Result<()> {
-    match artifact.mask {
-        ArtifactMask::Dynamic { .. } => {
-            let masker = BurnMasker::new(artifact)?;
-            state.add_dynamic_artifact(id, artifact, Arc::new(masker))?;
-        }
-        _ => state.add_artifact(id, artifact)?,
+/// Slowest `--bandwidth` accepted, bytes per second: at 1 kB/s (8 kbit/s,
+/// slower than a 1990s modem) Fashion-MNIST's test set at Q = 0.05 (10,000
+/// items of 41 bytes) already takes 7 minutes; slower rates measure nothing
+/// but waiting (and each request must still finish within `--timeout-s`).
+pub const MIN_BANDWIDTH_BYTES_PER_S: f64 = 1e3;
+
+impl InferArgs {
+    /// The validated `--limit`: items are named by 32-bit indices, so at
+    /// most 2^32 - 1 (more used to wrap around to 0).
+    pub fn item_limit(&self) -> Result<Option<usize>> {
+        self.limit
+            .map(|n| within("limit", n, 1..=u32::MAX as usize))
+            .transpose()
     }
-    Ok(())
-}
 
-/// The named splits (`test`, `train`) of dataset `name`.
-fn load_splits(name: DatasetName, data_dir: Option<&std::path::Path>, splits: &[String]) -> Result<Vec<(String, ImageSet)>> {
-    let dataset = data::load(name, data_dir).with_context(|| format!("loading dataset {name}"))?;
-    splits
-        .iter()
-        .map(|split| match split.as_str() {
-            "test" => Ok(("test".to_string(), dataset.test.clone())),
-            "train" => Ok(("train".to_string(), dataset.train.clone())),
-            other => bail!("unknown split '{other}': test and/or train"),
+    /// The validated client settings.
+    pub fn client_config(&self) -> Result<ClientConfig> {
+        within("eval-batch-size", self.eval_batch_size, 1..=1 << 20)?;
+        let bandwidth = self.bandwidth;
+        if let Some(b) = bandwidth
+            && b.bytes_per_s() < MIN_BANDWIDTH_BYTES_PER_S
+        {
+            return Err(Error::config(
+                "bandwidth",
+                b,
+                "below the floor of 1 kB/s: a transfer would take hours (give at least 1kB/s, or 8kbit/s)",
+            ));
+        }
+        Ok(ClientConfig {
+            base_url: self.server.trim_end_matches('/').to_string(),
+            batch_size: within("batch-size", self.batch_size, 1..=1 << 20)?,
+            concurrency: within("concurrency", self.concurrency, 1..=1024)?,
+            zstd: self.zstd,
+            bandwidth,
+            timeout: seconds("timeout-s", self.timeout_s)?,
+            progress: !self.json,
+            ..ClientConfig::default()
         })
-        .collect()
-}
-
-/// `selmask ingest`.
-pub fn ingest(args: &IngestArgs) -> Result<()> {
-    let (name, granularity) = (args.dataset, args.granularity);
-    // Every flag is checked before the dataset is read.
-    let config = args.config()?;
-    let splits = load_splits(name, args.data_dir.as_deref(), &args.splits)?;
-    let refs: Vec<(&str, &ImageSet)> = splits.iter().map(|(n, s)| (n.as_str(), s)).collect();
-    let r = selmask_wire::transfer::store::ingest(&args.out, &name.to_string(), &refs, granularity, &config)
-        .with_context(|| format!("writing store {}", args.out.display()))?;
-    println!(
-        "store written to {}: {} ({}), splits {}, chunks {:?} aligned to '{}' cells, {} of {} chunks written{}",
-        args.out.display(),
-        r.info.dataset,
-        r.info.dtype.as_str(),
-        r.info.splits.join(", "),
-        r.info.chunk,
-        granularity,
-        r.chunks_written,
-        r.chunks_total,
-        r.info.zstd_level.map_or(String::new(), |l| format!(", zstd level {l}"))
-    );
-    Ok(())
-}
-
-/// `selmask serve`: blocks until Ctrl-C or SIGTERM.
-pub fn serve(args: &ServeArgs) -> Result<()> {
-    let config = args.server_config()?;
-    let limits = args.connection_limits()?;
-    let mut state = ServerState::new(config);
-    let name = match (&args.dataset, &args.store) {
-        (_, Some(store)) => state.add_store(store).with_context(|| format!("opening store {}", store.display()))?,
-        (Some(dataset), None) => {
-            let name: DatasetName = *dataset;
-            let dataset = load_splits(name, args.data_dir.as_deref(), &args.splits)?;
-            state.add_dataset(&name.to_string(), dataset)?;
-            name.to_string()
-        }
-        (None, None) => bail!("give --dataset or --store"),
-    };
-    for spec in &args.artifacts {
-        let (id, dir) = parse_served_artifact(spec)?;
-        let artifact = read_artifact(&dir).with_context(|| format!("reading artifact {}", dir.display()))?;
-        add_served_artifact(&mut state, &id, &artifact).with_context(|| format!("serving {}", dir.display()))?;
-        eprintln!(
-            "artifact '{id}': {} mask, Q {:.4}, {:.2}% of the bytes",
-            artifact.manifest.mask.kind.as_str(),
-            artifact.manifest.mask.q,
-            100.0 * artifact.manifest.mask.bytes_fraction
-        );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&args.addr)
-            .await
-            .with_context(|| format!("listening on {}", args.addr))?;
-        let local = listener.local_addr().context("local address")?;
-        // The line scripts wait for: the URL, with the port actually bound.
-        println!("serving {name} on http://{local} (Ctrl-C stops)");
-        std::io::stdout().flush().ok();
-        serve_with(listener, router(Arc::new(state)), limits, shutdown_signal()).await?;
-        anyhow::Ok(())
-    })
 }
 
 /// What `selmask infer` measured.
@@ -164,12 +142,12 @@ pub struct InferReport {
 }
 
 /// `selmask infer`.
-pub fn infer(args: &InferArgs) -> Result<()> {
+pub fn run(args: &InferArgs) -> anyhow::Result<()> {
     let config = args.client_config()?;
     let limit = args.item_limit()?;
     let artifact =
         Arc::new(read_artifact(&args.artifact).with_context(|| format!("reading artifact {}", args.artifact.display()))?);
-    let id = artifact_id(&args.artifact, args.artifact_id.as_deref())?;
+    let id = super::serve::artifact_id(&args.artifact, args.artifact_id.as_deref())?;
     // Build the network first: a bad artifact fails before any transfer.
     let model = ClientModel::new(artifact.clone()).context("building the artifact's network")?;
     // The index list is made once the listing has been checked against the
