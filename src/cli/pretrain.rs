@@ -6,15 +6,12 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::error::Result;
-use crate::masks::MaskConfig;
-use crate::masks::schedule::{LambdaScheduleConfig, TauScheduleConfig};
-use crate::masks::static_mask::StaticMaskConfig;
-use crate::training::{MaskType, SelectOn, TrainConfig};
+use crate::masks::schedule::LambdaScheduleConfig;
+use crate::training::{SelectOn, TrainConfig};
 use crate::training::optim::OptimConfig;
 use crate::training::pretrain::pretrain;
 use crate::training::progress::{Progress, Verbosity};
 use crate::training::run::PreparedData;
-use selmask_wire::granularity::Granularity;
 use super::{DataArgs, device, load_dataset};
 
 /// `selmask pretrain`.
@@ -50,39 +47,18 @@ impl PretrainArgs {
     pub fn to_config(&self, shape: [usize; 3], n_classes: usize) -> Result<(TrainConfig, PathBuf)> {
         let dataset = self.data.dataset_name()?;
         self.data.check_val_split()?;
-        let tau = TauScheduleConfig { init: 1.0, min: 1.0, factor: 1.0 };
         let config = TrainConfig {
-            dataset,
-            network: self.data.network(shape, n_classes)?,
-            mask_type: MaskType::Static,
             use_any_mask: false,
-            mask: MaskConfig::Static(StaticMaskConfig {
-                input_shape: shape,
-                granularity: Granularity::Pixel,
-                init_mean: 3.0,
-                init_std: 0.01,
-                input_drop_upscaling: false,
-            }),
-            xor: None,
-            schedule: None,
             batch_size: self.batch_size,
-            eval_batch_size: 1000,
             n_epochs: self.n_epochs,
             optim: OptimConfig { lr_net: self.lr_net, ..OptimConfig::default() },
             lambda: LambdaScheduleConfig { init: 0.0, factor: 1.0, patience: 1, threshold: 0.0, cooldown: 0 },
-            target_q: None,
-            tau,
-            checkpoint_qloss_interval: 0.05,
             val_split: self.data.val_split,
             select_on: if self.data.val_split > 0.0 { SelectOn::Val } else { SelectOn::Test },
             seed: self.seed,
-            log_iter: 140,
-            tensorboard: true,
-            warmup: None,
-            init_checkpoint: None,
-            freeze_mask: false,
             augment: self.data.augment_config(dataset)?,
             sampling: self.data.sampling(dataset)?,
+            ..TrainConfig::new(dataset, self.data.network(shape, n_classes)?, shape)
         };
         config.validate()?;
         Ok((config, crate::training::checkpoint::warmup_path(&self.warmup_dir, dataset)))

@@ -188,6 +188,51 @@ fn tensorboard_default() -> bool {
 }
 
 impl TrainConfig {
+    /// The one constructor with defaults: `dataset` and `network` with a
+    /// static per-pixel mask over inputs of `input_shape` (logits 3 ± 0.01,
+    /// no input-drop upscaling), and the `train` defaults otherwise (batch
+    /// 128, evaluation batch 1000, 50 epochs, λ from 1 × 1.25 on plateaus
+    /// of 1 epoch, constant τ, validation split 0.1, seed 0, log every 140
+    /// iterations, no augmentation). Tests, the warm-up and examples change
+    /// what they need with struct-update syntax (`TrainConfig { n_epochs:
+    /// 2, ..TrainConfig::new(...) }`); `train` sets every field from its
+    /// flags in [`crate::cli::train::TrainArgs::to_config`].
+    pub fn new(dataset: DatasetName, network: NetworkConfig, input_shape: [usize; 3]) -> TrainConfig {
+        TrainConfig {
+            dataset,
+            network,
+            mask_type: MaskType::Static,
+            use_any_mask: true,
+            mask: MaskConfig::Static(crate::masks::static_mask::StaticMaskConfig {
+                input_shape,
+                granularity: selmask_wire::granularity::Granularity::Pixel,
+                init_mean: 3.0,
+                init_std: 0.01,
+                input_drop_upscaling: false,
+            }),
+            xor: None,
+            schedule: None,
+            batch_size: 128,
+            eval_batch_size: 1000,
+            n_epochs: 50,
+            optim: OptimConfig::default(),
+            lambda: LambdaScheduleConfig { init: 1.0, factor: 1.25, patience: 1, threshold: 0.0025, cooldown: 0 },
+            target_q: None,
+            tau: TauScheduleConfig { init: 1.0, min: 1.0, factor: 1.0 },
+            checkpoint_qloss_interval: 0.05,
+            val_split: 0.1,
+            select_on: SelectOn::Val,
+            seed: 0,
+            log_iter: 140,
+            tensorboard: true,
+            warmup: None,
+            init_checkpoint: None,
+            freeze_mask: false,
+            augment: AugmentConfig::NONE,
+            sampling: Sampling::Shuffle,
+        }
+    }
+
     /// The mask the run trains: the any mask, xor selection followed by the
     /// any mask (the paper's pipeline) or alone, or none.
     pub fn selection_mask(&self) -> Option<MaskConfig> {
@@ -302,38 +347,13 @@ impl TrainConfig {
 /// A small valid configuration for unit tests.
 #[cfg(test)]
 pub(crate) fn example_config() -> TrainConfig {
-    use selmask_wire::granularity::Granularity;
     TrainConfig {
-        dataset: DatasetName::Synthetic,
-        network: NetworkConfig::Mlp { inputs: 4, n_classes: 2, hidden: 4 },
-        mask_type: MaskType::Static,
-        use_any_mask: true,
-        mask: MaskConfig::Static(crate::masks::static_mask::StaticMaskConfig {
-            input_shape: [1, 2, 2],
-            granularity: Granularity::Pixel,
-            init_mean: 3.0,
-            init_std: 0.01,
-            input_drop_upscaling: false,
-        }),
-        xor: None,
-        schedule: None,
         batch_size: 2,
         eval_batch_size: 2,
         n_epochs: 1,
-        optim: OptimConfig::default(),
         lambda: LambdaScheduleConfig { init: 1.0, factor: 1.5, patience: 1, threshold: 0.0025, cooldown: 0 },
-        target_q: None,
-        tau: TauScheduleConfig { init: 1.0, min: 1.0, factor: 1.0 },
-        checkpoint_qloss_interval: 0.05,
-        val_split: 0.1,
-        select_on: SelectOn::Val,
-        seed: 0,
         log_iter: 0,
         tensorboard: false,
-        warmup: None,
-        init_checkpoint: None,
-        freeze_mask: false,
-        augment: AugmentConfig::NONE,
-        sampling: Sampling::Shuffle,
+        ..TrainConfig::new(DatasetName::Synthetic, NetworkConfig::Mlp { inputs: 4, n_classes: 2, hidden: 4 }, [1, 2, 2])
     }
 }

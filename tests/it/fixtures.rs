@@ -6,12 +6,10 @@ use burn::prelude::*;
 use selmask::data::{DatasetInfo, idx};
 use selmask::data::synthetic::{SyntheticConfig, SyntheticData};
 use selmask_wire::granularity::Granularity;
-use selmask::masks::schedule::{LambdaScheduleConfig, TauScheduleConfig};
-use selmask::masks::MaskConfig;
-use selmask::masks::static_mask::StaticMaskConfig;
+use selmask::masks::schedule::LambdaScheduleConfig;
 use selmask::models::NetworkConfig;
 use selmask::training::optim::OptimConfig;
-use selmask::training::{MaskType, SelectOn, TrainConfig};
+use selmask::training::TrainConfig;
 
 /// The training device of the tests.
 pub fn device() -> Device {
@@ -81,37 +79,16 @@ pub fn synthetic_config(data: &SyntheticData, n_epochs: usize) -> TrainConfig {
 /// static per-pixel mask.
 pub fn config_for(info: &DatasetInfo, n_epochs: usize) -> TrainConfig {
     TrainConfig {
-        dataset: info.name,
-        network: NetworkConfig::by_name("mlp", info.shape, info.n_classes).unwrap(),
-        mask_type: MaskType::Static,
-        use_any_mask: true,
-        mask: MaskConfig::Static(StaticMaskConfig {
-            input_shape: info.shape,
-            granularity: Granularity::Pixel,
-            init_mean: 3.0,
-            init_std: 0.01,
-            input_drop_upscaling: false,
-        }),
-        xor: None,
-        schedule: None,
         batch_size: 64,
         eval_batch_size: 500,
         n_epochs,
         optim: OptimConfig { lr_net: 2e-3, lr_mask: 0.05, ..OptimConfig::default() },
         lambda: LambdaScheduleConfig { init: 1.0, factor: 1.0, patience: 1, threshold: 0.0025, cooldown: 0 },
-        target_q: None,
-        tau: TauScheduleConfig { init: 1.0, min: 1.0, factor: 1.0 },
-        checkpoint_qloss_interval: 0.05,
-        val_split: 0.1,
-        select_on: SelectOn::Val,
         seed: 3,
         log_iter: 0,
-        tensorboard: true,
-        warmup: None,
-        init_checkpoint: None,
-        freeze_mask: false,
         augment: Default::default(),
         sampling: Default::default(),
+        ..TrainConfig::new(info.name, NetworkConfig::by_name("mlp", info.shape, info.n_classes).unwrap(), info.shape)
     }
 }
 
