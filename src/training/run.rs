@@ -1,14 +1,17 @@
 //! The training loop of one run: train, evaluate, keep the best checkpoint
 //! of each Q interval, step the schedules.
 //!
-//! Written top to bottom on purpose: every epoch does exactly what
-//! `METHOD.md` describes, in that order.
+//! [`TrainConfig::fit`] reads top to bottom: set-up (checks, the run's
+//! record, the modules, resume), then per epoch the phases `METHOD.md`
+//! describes, in that order, each a small function: train the epoch,
+//! evaluate, keep the best checkpoint of the epoch's Q interval, record the
+//! metrics, step λ and τ, save the resume state and the summary.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +32,7 @@ use crate::data::{Dataset, DatasetInfo, ImageSet, TrainingData};
 use crate::masks::schedule::{LambdaSchedule, TauSchedule};
 use crate::masks::scheduled::CellSchedule;
 use crate::masks::{Mask, MaskConfig};
+use crate::models::Network;
 use crate::error::{Error, Result};
 use selmask_wire::util::{read_json, write_json};
 
@@ -391,6 +395,127 @@ impl TrainConfig {
         resume: bool,
         observe: &mut dyn FnMut(usize, &HostBatch),
     ) -> Result<(RunSummary, Learner)> {
+        // Set-up: checks, the run's record, the modules, the schedules.
+        self.check_prepared(data)?;
+        let started = Instant::now();
+        let seed = repeat_seed(self.seed, repeat);
+        device.seed(seed);
+        std::fs::create_dir_all(run_dir.join("checkpoints")).map_err(|e| Error::io(run_dir, e))?;
+        self.write_record(data, run_dir, repeat, seed)?;
+        let learner = self.build_learner(device, progress)?;
+        let mut course = Course {
+            lambda: self.lambda.init(),
+            budget: self.target_q.map(|t| {
+                BudgetController::new(t, self.lambda.init, self.lambda.factor, self.lambda.patience)
+                    .shifting_from_start(self.mask_type == super::MaskType::Dynamic)
+            }),
+            tau: self.tau.init(),
+            curve: QCurve::new(self.checkpoint_qloss_interval),
+        };
+        let (mut learner, first_epoch, seconds_before, mut metrics) =
+            match self.start_or_resume(run_dir, resume, learner, &mut course, progress)? {
+                Start::Finished(summary, learner) => return Ok((summary, learner)),
+                Start::Continue { learner, first_epoch, seconds_before, metrics } => (learner, first_epoch, seconds_before, metrics),
+            };
+        let ce = CrossEntropyLossConfig::new().init(device);
+        let mut summary: Option<RunSummary> = None;
+        let n_batches = self.sampling.epoch_len(&data.train.classes).div_ceil(self.batch_size);
+        let mut board = RunBoard::open(run_dir, first_epoch - 1, n_batches, self.tensorboard)?;
+        // Items are augmented as stored, before any xor versions are made.
+        let mut augmenter = Augmenter::new(self.augment, data.info.shape)?;
+
+        for epoch in first_epoch..=self.n_epochs {
+            // Device randomness (dropout) is seeded per epoch, so that a
+            // resumed run draws what the uninterrupted one did.
+            device.seed(epoch_device_seed(seed, epoch));
+            let epoch_started = Instant::now();
+            let mut params = StepParams {
+                lambda: course.lambda.lambda(),
+                tau: course.tau.tau(),
+                lr_net: self.optim.lr_net,
+                lr_mask: self.optim.lr_mask,
+                freeze_mask: self.freeze_mask,
+            };
+            let mut batches = EpochBatches { data, seed, augmenter: &mut augmenter, ce: &ce, n_batches, board: board.as_mut(), observe };
+            let sums;
+            (learner, sums) = self.train_epoch(learner, epoch, &mut params, &mut course.budget, &mut batches, progress, run_dir)?;
+            let train_seconds = epoch_started.elapsed().as_secs_f64();
+
+            // Evaluate on validation and test, with the hard mask.
+            let net = learner.net.valid();
+            let mask = learner.mask.as_ref().map(|m| m.valid());
+            let tau = course.tau.tau();
+            let eval = |split: &TensorSplit| evaluate(&net, mask.as_ref(), tau, split, self.eval_batch_size);
+            let val = data.val.as_ref().map(eval).transpose()?;
+            let test = eval(&data.test)?;
+            let selected: &Evaluation = match (self.select_on, &val) {
+                (SelectOn::Val, Some(v)) => v,
+                _ => &test,
+            };
+            let scores = Scores { val: val.as_ref(), test: &test, selected };
+            let superseded = self.keep_best(&mut course.curve, run_dir, data, epoch, params.lambda, tau, &net, mask.as_ref(), &scores)?;
+
+            // Record the epoch.
+            let m = EpochMetrics {
+                epoch,
+                train_loss: sums.loss / n_batches as f64,
+                task_loss: sums.task / n_batches as f64,
+                train_q: sums.q / n_batches as f64,
+                q: selected.q,
+                bytes_fraction: selected.bytes_fraction,
+                lambda: params.lambda,
+                tau,
+                val_loss: val.as_ref().map(|v| v.loss),
+                val_accuracy: val.as_ref().map(|v| v.accuracy),
+                test_loss: test.loss,
+                test_accuracy: test.accuracy,
+                q_percentiles: (self.mask_type == super::MaskType::Dynamic).then_some(selected.q_percentiles),
+                version_fractions: selected.version_fractions.clone(),
+                seconds: epoch_started.elapsed().as_secs_f64(),
+                train_seconds,
+            };
+            metrics.write(&m)?;
+            if let Some(board) = &mut board {
+                board.epoch(&m, mask.as_ref(), data, self)?;
+            }
+            self.report_epoch(&m, progress);
+
+            // Step the schedules for the next epoch: λ grows on a Q
+            // plateau, τ anneals (and resets when λ grew).
+            let (grew, stop) = match &mut course.budget {
+                Some(b) => {
+                    let verdict = b.after_epoch(selected.q, selected.accuracy);
+                    (verdict.lambda_grew, verdict.stop)
+                }
+                None => (course.lambda.step(selected.q), false),
+            };
+            course.tau.step(grew);
+
+            let s = RunSummary {
+                run_dir: run_dir.to_path_buf(),
+                epochs_completed: epoch,
+                epochs_planned: self.n_epochs,
+                select_on: self.select_on,
+                curve: course.curve.clone(),
+                last: Some(m),
+                seconds: seconds_before + started.elapsed().as_secs_f64(),
+                stopped_early: stop && epoch < self.n_epochs,
+                budget_point: self.target_q.and_then(|t| course.curve.best_within(t.q).cloned()),
+            };
+            self.save_epoch(run_dir, epoch, stop, &course, &learner, &s, superseded)?;
+            summary = Some(s);
+            if stop {
+                progress.line(format!("budget met and accuracy settled: stopping after epoch {epoch}"));
+                break;
+            }
+        }
+        // What was written last is what is returned.
+        Ok((summary.expect("n_epochs > 0 (validated)"), learner))
+    }
+
+    /// The configuration and the prepared data agree (items of the shape
+    /// this run trains on, splits it needs).
+    fn check_prepared(&self, data: &PreparedData) -> Result<()> {
         self.validate()?;
         self.check_splits(data)?;
         let [c, h, w] = self.prepared_shape(data.info.shape);
@@ -402,10 +527,11 @@ impl TrainConfig {
                 format!("this run needs {:?} (xor selection needs PreparedData::with_versions of its versions)", [c, h, w]),
             ));
         }
-        let started = Instant::now();
-        let seed = repeat_seed(self.seed, repeat);
-        device.seed(seed);
-        std::fs::create_dir_all(run_dir.join("checkpoints")).map_err(|e| Error::io(run_dir, e))?;
+        Ok(())
+    }
+
+    /// Writes the run's `config.json`: settings, data and seed.
+    fn write_record(&self, data: &PreparedData, run_dir: &Path, repeat: usize, seed: u64) -> Result<()> {
         let record = RunRecord {
             selmask_version: env!("CARGO_PKG_VERSION").to_string(),
             config: self.clone(),
@@ -418,9 +544,13 @@ impl TrainConfig {
                 test: data.test.len,
             },
         };
-        write_json(&run_dir.join("config.json"), &record)?;
+        Ok(write_json(&run_dir.join("config.json"), &record)?)
+    }
 
-        // Modules and optimisers.
+    /// The network and mask with their optimisers, as the run starts: from
+    /// the warm-up or a checkpoint when given, the baselines' masks with
+    /// every cell, a frozen mask without gradients.
+    fn build_learner(&self, device: &Device, progress: &Progress) -> Result<Learner> {
         let mut net_optim = self.optim.net();
         // With its pretrained weights, when it has them (SqueezeNet 1.1).
         let mut net = self.network.build(device)?;
@@ -477,247 +607,260 @@ impl TrainConfig {
             // even computed.
             mask = mask.map(|m| m.no_grad());
         }
-        let mut learner = Learner { net, net_optim, mask, mask_optim: self.optim.mask(), schedule };
+        Ok(Learner { net, net_optim, mask, mask_optim: self.optim.mask(), schedule })
+    }
 
-        let mut lambda = self.lambda.init();
-        let mut budget = self.target_q.map(|t| {
-            BudgetController::new(t, self.lambda.init, self.lambda.factor, self.lambda.patience)
-                .shifting_from_start(self.mask_type == super::MaskType::Dynamic)
-        });
-        let mut tau = self.tau.init();
-        let mut curve = QCurve::new(self.checkpoint_qloss_interval);
+    /// A fresh run's metrics file, or (with `resume` and a resume state in
+    /// `run_dir`) the modules, schedules and records of its last epoch; a
+    /// run killed after its last epoch but before its summary gets its
+    /// summary and is finished.
+    fn start_or_resume(&self, run_dir: &Path, resume: bool, learner: Learner, course: &mut Course, progress: &Progress) -> Result<Start> {
         let last_path = run_dir.join(LAST_FILE);
         let metrics_path = run_dir.join("metrics.jsonl");
-        let (mut first_epoch, mut seconds_before) = (1, 0.0);
-        let mut metrics = if resume && last_path.is_file() {
-            let (state, restored): (ResumeState, Learner) = checkpoint::load_state(&last_path, learner)?;
-            let differing = settings_diff(&state.config, self, &last_path)?;
-            if !differing.is_empty() {
-                return Err(Error::ResumeMismatch { path: last_path, settings: differing.join("; ") });
-            }
-            learner = restored;
-            if self.freeze_mask {
-                learner.mask = learner.mask.map(|m| m.no_grad());
-            }
-            learner.schedule = state.schedule;
-            (lambda, budget, tau, curve) = (state.lambda, state.budget, state.tau, state.curve);
-            (first_epoch, seconds_before) = (state.epoch + 1, state.seconds);
-            remove_unrecorded_checkpoints(run_dir, &curve)?;
-            progress.line(format!("resuming {} after epoch {} of {}", run_dir.display(), state.epoch, self.n_epochs));
-            if state.stopped || state.epoch >= self.n_epochs {
-                // Killed after its last state but before its summary.
-                let last = read_jsonl::<EpochMetrics>(&metrics_path)?.into_iter().nth(state.epoch - 1);
-                let s = RunSummary {
-                    run_dir: run_dir.to_path_buf(),
-                    epochs_completed: state.epoch,
-                    epochs_planned: self.n_epochs,
-                    select_on: self.select_on,
-                    budget_point: self.target_q.and_then(|t| curve.best_within(t.q).cloned()),
-                    curve,
-                    last,
-                    seconds: state.seconds,
-                    stopped_early: state.stopped && state.epoch < self.n_epochs,
-                };
-                write_json(&run_dir.join("summary.json"), &s)?;
-                return Ok((s, learner));
-            }
-            JsonlWriter::resume(&metrics_path, state.epoch)?
-        } else {
-            JsonlWriter::create(&metrics_path)?
-        };
-        let ce = CrossEntropyLossConfig::new().init(device);
-        let mut summary: Option<RunSummary> = None;
-        let n_batches = self.sampling.epoch_len(&data.train.classes).div_ceil(self.batch_size);
-        let mut board = RunBoard::open(run_dir, first_epoch - 1, n_batches, self.tensorboard)?;
-        // Items are augmented as stored, before any xor versions are made.
-        let mut augmenter = Augmenter::new(self.augment, data.info.shape)?;
-
-        for epoch in first_epoch..=self.n_epochs {
-            // Device randomness (dropout) is seeded per epoch, so that a
-            // resumed run draws what the uninterrupted one did.
-            device.seed(epoch_device_seed(seed, epoch));
-            // Train one epoch.
-            let epoch_started = Instant::now();
-            let mut params = StepParams {
-                lambda: lambda.lambda(),
-                tau: tau.tau(),
-                lr_net: self.optim.lr_net,
-                lr_mask: self.optim.lr_mask,
-                freeze_mask: self.freeze_mask,
-            };
-            let bar = progress.epoch_bar(epoch, self.n_epochs, n_batches);
-            let (mut loss_sum, mut task_sum, mut q_sum) = (0.0f64, 0.0f64, 0.0f64);
-            let order = self.sampling.epoch_order(&data.train.classes, &mut epoch_rng(seed, epoch));
-            let mut aug_rng = augment_rng(seed, epoch);
-            for (i, host) in data.train.host_batches(self.batch_size, &order).enumerate() {
-                let mut host = host?;
-                host.augment(&mut augmenter, &mut aug_rng);
-                observe(epoch, &host);
-                let batch = data.train.to_device(host);
-                if let Some(b) = &budget {
-                    params.lambda = b.lambda();
-                }
-                let (next, losses) = learner.step(batch, &ce, params);
-                learner = next;
-                if !losses.is_finite() {
-                    bar.abandon();
-                    return Err(Error::NonFiniteLoss {
-                        value: if losses.loss.is_finite() { losses.task } else { losses.loss },
-                        epoch,
-                        batch: i,
-                        run_dir: run_dir.to_path_buf(),
-                    });
-                }
-                if let Some(b) = &mut budget {
-                    let shift = b.after_batch(losses.q as f64);
-                    if shift != 0.0 {
-                        learner.mask = learner.mask.map(|m| m.shift_logits(shift));
-                    }
-                }
-                loss_sum += losses.loss as f64;
-                task_sum += losses.task as f64;
-                q_sum += losses.q as f64;
-                bar.inc(1);
-                if self.log_iter > 0 && (i + 1) % self.log_iter == 0 {
-                    bar.set_message(format!("loss {:.4} q {:.4}", loss_sum / (i + 1) as f64, q_sum / (i + 1) as f64));
-                    if let Some(board) = &mut board {
-                        board.iteration(epoch, i, &losses)?;
-                    }
-                }
-            }
-            bar.finish_and_clear();
-            let train_seconds = epoch_started.elapsed().as_secs_f64();
-
-            // Evaluate on validation and test, with the hard mask.
-            let net = learner.net.valid();
-            let mask = learner.mask.as_ref().map(|m| m.valid());
-            let eval = |split: &TensorSplit| evaluate(&net, mask.as_ref(), tau.tau(), split, self.eval_batch_size);
-            let val = data.val.as_ref().map(eval).transpose()?;
-            let test = eval(&data.test)?;
-            let selected: &Evaluation = match (self.select_on, &val) {
-                (SelectOn::Val, Some(v)) => v,
-                _ => &test,
-            };
-
-            // Keep the best checkpoint of this Q interval.
-            let mut superseded = None;
-            if curve.improves(selected.q, selected.accuracy) {
-                let interval = curve.interval(curve.bucket(selected.q));
-                let file = checkpoint_file(interval, epoch);
-                superseded = curve.points.iter().find(|p| p.interval == interval).map(|p| p.checkpoint.clone());
-                let point = CurvePoint {
-                    interval,
-                    q: selected.q,
-                    bytes_fraction: selected.bytes_fraction,
-                    val_accuracy: val.as_ref().map(|v| v.accuracy),
-                    test_accuracy: test.accuracy,
-                    selection_accuracy: selected.accuracy,
-                    epoch,
-                    lambda: params.lambda,
-                    checkpoint: file.clone(),
-                };
-                let meta = CheckpointMeta {
-                    selmask_version: env!("CARGO_PKG_VERSION").to_string(),
-                    dataset: data.info.clone(),
-                    network: self.network.clone(),
-                    mask_type: self.mask_type,
-                    mask: self.selection_mask(),
-                    point: point.clone(),
-                    tau: tau.tau(),
-                };
-                checkpoint::save(&run_dir.join(&file), &meta, &net, mask.as_ref())?;
-                curve.record(point);
-            }
-
-            // Record the epoch.
-            let m = EpochMetrics {
-                epoch,
-                train_loss: loss_sum / n_batches as f64,
-                task_loss: task_sum / n_batches as f64,
-                train_q: q_sum / n_batches as f64,
-                q: selected.q,
-                bytes_fraction: selected.bytes_fraction,
-                lambda: params.lambda,
-                tau: tau.tau(),
-                val_loss: val.as_ref().map(|v| v.loss),
-                val_accuracy: val.as_ref().map(|v| v.accuracy),
-                test_loss: test.loss,
-                test_accuracy: test.accuracy,
-                q_percentiles: (self.mask_type == super::MaskType::Dynamic).then_some(selected.q_percentiles),
-                version_fractions: selected.version_fractions.clone(),
-                seconds: epoch_started.elapsed().as_secs_f64(),
-                train_seconds,
-            };
-            metrics.write(&m)?;
-            if let Some(board) = &mut board {
-                board.epoch(&m, mask.as_ref(), data, self)?;
-            }
-            let versions: String = m.version_fractions.iter().map(|v| format!(" [{}]", v.summary())).collect();
-            progress.line(format!(
-                "epoch {epoch:>3}/{} loss {:.4} q {:.4} bytes {:.4} λ {:.3e} val {} test {:.4}{versions} ({:.1}s)",
-                self.n_epochs,
-                m.train_loss,
-                m.q,
-                m.bytes_fraction,
-                m.lambda,
-                m.val_accuracy.map_or("-".into(), |a| format!("{a:.4}")),
-                m.test_accuracy,
-                m.seconds
-            ));
-
-            // Step the schedules for the next epoch: λ grows on a Q
-            // plateau, τ anneals (and resets when λ grew).
-            let (grew, stop) = match &mut budget {
-                Some(b) => {
-                    let verdict = b.after_epoch(selected.q, selected.accuracy);
-                    (verdict.lambda_grew, verdict.stop)
-                }
-                None => (lambda.step(selected.q), false),
-            };
-            tau.step(grew);
-
+        if !(resume && last_path.is_file()) {
+            return Ok(Start::Continue { learner, first_epoch: 1, seconds_before: 0.0, metrics: JsonlWriter::create(&metrics_path)? });
+        }
+        let (state, mut learner): (ResumeState, Learner) = checkpoint::load_state(&last_path, learner)?;
+        let differing = settings_diff(&state.config, self, &last_path)?;
+        if !differing.is_empty() {
+            return Err(Error::ResumeMismatch { path: last_path, settings: differing.join("; ") });
+        }
+        if self.freeze_mask {
+            learner.mask = learner.mask.map(|m| m.no_grad());
+        }
+        learner.schedule = state.schedule;
+        (course.lambda, course.budget, course.tau, course.curve) = (state.lambda, state.budget, state.tau, state.curve);
+        remove_unrecorded_checkpoints(run_dir, &course.curve)?;
+        progress.line(format!("resuming {} after epoch {} of {}", run_dir.display(), state.epoch, self.n_epochs));
+        if state.stopped || state.epoch >= self.n_epochs {
+            // Killed after its last state but before its summary.
+            let last = read_jsonl::<EpochMetrics>(&metrics_path)?.into_iter().nth(state.epoch - 1);
             let s = RunSummary {
                 run_dir: run_dir.to_path_buf(),
-                epochs_completed: epoch,
+                epochs_completed: state.epoch,
                 epochs_planned: self.n_epochs,
                 select_on: self.select_on,
-                curve: curve.clone(),
-                last: Some(m),
-                seconds: seconds_before + started.elapsed().as_secs_f64(),
-                stopped_early: stop && epoch < self.n_epochs,
-                budget_point: self.target_q.and_then(|t| curve.best_within(t.q).cloned()),
+                budget_point: self.target_q.and_then(|t| course.curve.best_within(t.q).cloned()),
+                curve: course.curve.clone(),
+                last,
+                seconds: state.seconds,
+                stopped_early: state.stopped && state.epoch < self.n_epochs,
             };
-            // The resume state first: a run killed before its summary is
-            // written continues from this epoch, and never from an older
-            // state than the checkpoints on disk.
-            let state = ResumeState {
-                selmask_version: env!("CARGO_PKG_VERSION").to_string(),
-                config: self.clone(),
-                epoch,
-                stopped: stop,
-                lambda: lambda.clone(),
-                budget: budget.clone(),
-                tau: tau.clone(),
-                schedule: learner.schedule.clone(),
-                curve: curve.clone(),
-                seconds: s.seconds,
-            };
-            checkpoint::save_state(&last_path, &state, &learner)?;
             write_json(&run_dir.join("summary.json"), &s)?;
-            // Only now that summary.json names the new checkpoint is the
-            // one it replaces removed: a run killed in between still has
-            // every checkpoint its records name.
-            if let Some(old) = superseded {
-                let old = run_dir.join(old);
-                std::fs::remove_file(&old).map_err(|e| Error::io(&old, e))?;
+            return Ok(Start::Finished(s, learner));
+        }
+        Ok(Start::Continue {
+            learner,
+            first_epoch: state.epoch + 1,
+            seconds_before: state.seconds,
+            metrics: JsonlWriter::resume(&metrics_path, state.epoch)?,
+        })
+    }
+
+    /// Trains one epoch: every batch a step of the network and the mask
+    /// (λ from the budget controller when there is one, which may also
+    /// shift the mask's logits after the step); the losses summed.
+    #[allow(clippy::too_many_arguments)]
+    fn train_epoch(
+        &self,
+        mut learner: Learner,
+        epoch: usize,
+        params: &mut StepParams,
+        budget: &mut Option<BudgetController>,
+        batches: &mut EpochBatches<'_>,
+        progress: &Progress,
+        run_dir: &Path,
+    ) -> Result<(Learner, EpochSums)> {
+        let data = batches.data;
+        let bar = progress.epoch_bar(epoch, self.n_epochs, batches.n_batches);
+        let mut sums = EpochSums::default();
+        let order = self.sampling.epoch_order(&data.train.classes, &mut epoch_rng(batches.seed, epoch));
+        let mut aug_rng = augment_rng(batches.seed, epoch);
+        for (i, host) in data.train.host_batches(self.batch_size, &order).enumerate() {
+            let mut host = host?;
+            host.augment(batches.augmenter, &mut aug_rng);
+            (batches.observe)(epoch, &host);
+            let batch = data.train.to_device(host);
+            if let Some(b) = budget.as_ref() {
+                params.lambda = b.lambda();
             }
-            summary = Some(s);
-            if stop {
-                progress.line(format!("budget met and accuracy settled: stopping after epoch {epoch}"));
-                break;
+            let (next, losses) = learner.step(batch, batches.ce, *params);
+            learner = next;
+            if !losses.is_finite() {
+                bar.abandon();
+                return Err(Error::NonFiniteLoss {
+                    value: if losses.loss.is_finite() { losses.task } else { losses.loss },
+                    epoch,
+                    batch: i,
+                    run_dir: run_dir.to_path_buf(),
+                });
+            }
+            if let Some(b) = budget.as_mut() {
+                let shift = b.after_batch(losses.q as f64);
+                if shift != 0.0 {
+                    learner.mask = learner.mask.map(|m| m.shift_logits(shift));
+                }
+            }
+            sums.loss += losses.loss as f64;
+            sums.task += losses.task as f64;
+            sums.q += losses.q as f64;
+            bar.inc(1);
+            if self.log_iter > 0 && (i + 1) % self.log_iter == 0 {
+                bar.set_message(format!("loss {:.4} q {:.4}", sums.loss / (i + 1) as f64, sums.q / (i + 1) as f64));
+                if let Some(board) = batches.board.as_deref_mut() {
+                    board.iteration(epoch, i, &losses)?;
+                }
             }
         }
-        // What was written last is what is returned.
-        Ok((summary.expect("n_epochs > 0 (validated)"), learner))
+        bar.finish_and_clear();
+        Ok((learner, sums))
     }
+
+    /// Keeps this epoch's modules as the checkpoint of its Q interval when
+    /// they beat the interval's best; returns the checkpoint file they
+    /// supersede (removed only once the summary names the new one).
+    #[allow(clippy::too_many_arguments)]
+    fn keep_best(
+        &self,
+        curve: &mut QCurve,
+        run_dir: &Path,
+        data: &PreparedData,
+        epoch: usize,
+        lambda: f64,
+        tau: f64,
+        net: &Network,
+        mask: Option<&Mask>,
+        scores: &Scores<'_>,
+    ) -> Result<Option<PathBuf>> {
+        let selected = scores.selected;
+        if !curve.improves(selected.q, selected.accuracy) {
+            return Ok(None);
+        }
+        let interval = curve.interval(curve.bucket(selected.q));
+        let file = checkpoint_file(interval, epoch);
+        let superseded = curve.points.iter().find(|p| p.interval == interval).map(|p| p.checkpoint.clone());
+        let point = CurvePoint {
+            interval,
+            q: selected.q,
+            bytes_fraction: selected.bytes_fraction,
+            val_accuracy: scores.val.map(|v| v.accuracy),
+            test_accuracy: scores.test.accuracy,
+            selection_accuracy: selected.accuracy,
+            epoch,
+            lambda,
+            checkpoint: file.clone(),
+        };
+        let meta = CheckpointMeta {
+            selmask_version: env!("CARGO_PKG_VERSION").to_string(),
+            dataset: data.info.clone(),
+            network: self.network.clone(),
+            mask_type: self.mask_type,
+            mask: self.selection_mask(),
+            point: point.clone(),
+            tau,
+        };
+        checkpoint::save(&run_dir.join(&file), &meta, net, mask)?;
+        curve.record(point);
+        Ok(superseded)
+    }
+
+    /// The epoch's line in the log.
+    fn report_epoch(&self, m: &EpochMetrics, progress: &Progress) {
+        let versions: String = m.version_fractions.iter().map(|v| format!(" [{}]", v.summary())).collect();
+        progress.line(format!(
+            "epoch {:>3}/{} loss {:.4} q {:.4} bytes {:.4} λ {:.3e} val {} test {:.4}{versions} ({:.1}s)",
+            m.epoch,
+            self.n_epochs,
+            m.train_loss,
+            m.q,
+            m.bytes_fraction,
+            m.lambda,
+            m.val_accuracy.map_or("-".into(), |a| format!("{a:.4}")),
+            m.test_accuracy,
+            m.seconds
+        ));
+    }
+
+    /// Writes the epoch's resume state, then its summary, then removes the
+    /// checkpoint the epoch superseded.
+    #[allow(clippy::too_many_arguments)]
+    fn save_epoch(
+        &self,
+        run_dir: &Path,
+        epoch: usize,
+        stop: bool,
+        course: &Course,
+        learner: &Learner,
+        summary: &RunSummary,
+        superseded: Option<PathBuf>,
+    ) -> Result<()> {
+        // The resume state first: a run killed before its summary is
+        // written continues from this epoch, and never from an older
+        // state than the checkpoints on disk.
+        let state = ResumeState {
+            selmask_version: env!("CARGO_PKG_VERSION").to_string(),
+            config: self.clone(),
+            epoch,
+            stopped: stop,
+            lambda: course.lambda.clone(),
+            budget: course.budget.clone(),
+            tau: course.tau.clone(),
+            schedule: learner.schedule.clone(),
+            curve: course.curve.clone(),
+            seconds: summary.seconds,
+        };
+        checkpoint::save_state(&run_dir.join(LAST_FILE), &state, learner)?;
+        write_json(&run_dir.join("summary.json"), summary)?;
+        // Only now that summary.json names the new checkpoint is the
+        // one it replaces removed: a run killed in between still has
+        // every checkpoint its records name.
+        if let Some(old) = superseded {
+            let old = run_dir.join(old);
+            std::fs::remove_file(&old).map_err(|e| Error::io(&old, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The schedules and the curve a run carries from epoch to epoch (saved in
+/// [`LAST_FILE`] as part of its [`ResumeState`]).
+struct Course {
+    lambda: LambdaSchedule,
+    budget: Option<BudgetController>,
+    tau: TauSchedule,
+    curve: QCurve,
+}
+
+/// How a run starts: already finished (a resume after its last epoch), or
+/// at `first_epoch` with its metrics file open.
+enum Start {
+    Finished(RunSummary, Learner),
+    Continue { learner: Learner, first_epoch: usize, seconds_before: f64, metrics: JsonlWriter },
+}
+
+/// What every epoch's batches are made with.
+struct EpochBatches<'a> {
+    data: &'a PreparedData,
+    seed: u64,
+    augmenter: &'a mut Augmenter,
+    ce: &'a CrossEntropyLoss,
+    n_batches: usize,
+    board: Option<&'a mut RunBoard>,
+    observe: &'a mut dyn FnMut(usize, &HostBatch),
+}
+
+/// Sums over one epoch's batches.
+#[derive(Debug, Default, Clone, Copy)]
+struct EpochSums {
+    loss: f64,
+    task: f64,
+    q: f64,
+}
+
+/// An epoch's evaluations: validation (when there is a validation split),
+/// test, and the one that selects checkpoints and drives λ.
+struct Scores<'a> {
+    val: Option<&'a Evaluation>,
+    test: &'a Evaluation,
+    selected: &'a Evaluation,
 }
