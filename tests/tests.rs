@@ -39,5 +39,7 @@ mod xor;
 mod hostile;
 #[path = "it/resume.rs"]
 mod resume;
+#[path = "it/same_outputs.rs"]
+mod same_outputs;
 #[path = "it/tensorboard.rs"]
 mod tensorboard;
