@@ -439,7 +439,7 @@ fn serve(args: &BenchArgs) -> anyhow::Result<()> {
             let mut state = ServerState::new(ServerConfig::default());
             state.add_dataset(&name.to_string(), [("test".to_string(), dataset.test)])?;
             let id = crate::cli::serve::artifact_id(dir, None)?;
-            crate::deploy::infer::add_served_artifact(&mut state, &id, &artifact)?;
+            crate::deploy::model::add_served_artifact(&mut state, &id, &artifact)?;
             (state, id, "test".to_string())
         }
     };

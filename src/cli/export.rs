@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use crate::deploy::export::{export_run, ExportOptions, PointChoice};
+use crate::deploy::from_checkpoint::{export_run, ExportOptions, PointChoice};
 use crate::error::{Error, Result};
 use selmask_wire::artifact::StoredDtype;
 

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use crate::deploy::infer::ClientModel;
+use crate::deploy::model::ClientModel;
 use crate::error::{Error, Result};
 use selmask_wire::artifact::read_artifact;
 use selmask_wire::transfer::bandwidth::Bandwidth;

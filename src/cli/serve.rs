@@ -142,7 +142,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     for spec in &args.artifacts {
         let (id, dir) = parse_served_artifact(spec)?;
         let artifact = read_artifact(&dir).with_context(|| format!("reading artifact {}", dir.display()))?;
-        crate::deploy::infer::add_served_artifact(&mut state, &id, &artifact).with_context(|| format!("serving {}", dir.display()))?;
+        crate::deploy::model::add_served_artifact(&mut state, &id, &artifact).with_context(|| format!("serving {}", dir.display()))?;
         eprintln!(
             "artifact '{id}': {} mask, Q {:.4}, {:.2}% of the bytes",
             artifact.manifest.mask.kind.as_str(),

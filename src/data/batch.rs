@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::augment::Augmenter;
 use super::versions::VersionsConfig;
-use super::ships::FileSet;
+use super::listed::FileSet;
 use super::{DatasetInfo, ImageSet, Pixels, normalise_in_place};
 use crate::error::Result;
 

@@ -11,6 +11,7 @@ pub mod cifar10;
 pub mod files;
 pub mod galaxy10;
 pub mod idx;
+pub mod listed;
 pub mod locate;
 pub mod mat5;
 pub mod mnist;
@@ -50,7 +51,7 @@ pub enum TrainingData {
     /// Every item in memory.
     Held(Dataset),
     /// Image files, read per batch.
-    Listed(ships::ListedDataset),
+    Listed(listed::ListedDataset),
 }
 
 impl TrainingData {

@@ -23,10 +23,9 @@
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
-use image::imageops::FilterType;
-use rayon::prelude::*;
 
-use super::{Dataset, DatasetInfo, DatasetName, ImageSet, Pixels};
+use super::listed::{FileSet, ListedDataset};
+use super::{Dataset, DatasetInfo, DatasetName};
 use crate::error::{Error, Result};
 
 /// The paper's image side (768 / 2).
@@ -121,79 +120,6 @@ fn list_files(dir: &Path, options: ShipsOptions) -> Result<ListedDataset> {
     Ok(ListedDataset { info: info(options.size, classes.len()), train, test })
 }
 
-/// The ship image folders as files, not yet decoded (see [`list`]).
-#[derive(Debug, Clone)]
-pub struct ListedDataset {
-    /// Shape, classes, normalisation.
-    pub info: DatasetInfo,
-    /// The training files (validation is split from them).
-    pub train: FileSet,
-    /// The test files.
-    pub test: FileSet,
-}
-
-/// Image files with their labels, decoded and resized when read.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FileSet {
-    /// Side of the square images after resizing.
-    pub size: u32,
-    /// One file per item.
-    pub paths: Vec<PathBuf>,
-    /// One label per item.
-    pub labels: Vec<u16>,
-}
-
-impl FileSet {
-    /// Number of items.
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    /// Whether the set holds no item.
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-
-    /// One item's shape `[3, size, size]`.
-    pub fn shape(&self) -> [usize; 3] {
-        [3, self.size as usize, self.size as usize]
-    }
-
-    /// The items at `indices`, in that order.
-    pub fn subset(&self, indices: &[usize]) -> FileSet {
-        FileSet {
-            size: self.size,
-            paths: indices.iter().map(|&i| self.paths[i].clone()).collect(),
-            labels: indices.iter().map(|&i| self.labels[i]).collect(),
-        }
-    }
-
-    /// Decodes the items `indices` into `out` (`[N, 3, size, size]`), in
-    /// parallel: decoding dominates, and images are independent.
-    pub fn read_items(&self, indices: &[usize], out: &mut [u8]) -> Result<()> {
-        let item_len = self.shape().iter().product::<usize>();
-        assert_eq!(out.len(), indices.len() * item_len, "room for {} items", indices.len());
-        out.par_chunks_mut(item_len.max(1))
-            .zip(indices.par_iter())
-            .try_for_each(|(dst, &i)| read_image(&self.paths[i], self.size, dst))
-    }
-
-    /// Checks every file's size from its header (without decoding it).
-    pub fn check_sizes(&self) -> Result<()> {
-        self.paths.par_iter().try_for_each(|path| {
-            let (w, h) = image::image_dimensions(path).map_err(|e| Error::format(path, "image", e.to_string()))?;
-            check_dims(path, w, h, self.size)
-        })
-    }
-
-    /// Every item, decoded.
-    pub fn read_all(&self) -> Result<ImageSet> {
-        let mut pixels = vec![0u8; self.len() * self.shape().iter().product::<usize>()];
-        self.read_items(&(0..self.len()).collect::<Vec<_>>(), &mut pixels)?;
-        Ok(ImageSet { shape: self.shape(), pixels: Pixels::U8(pixels), labels: self.labels.clone() })
-    }
-}
-
 /// `dir/name`, which must be a directory.
 fn split_dir(dir: &Path, name: &str) -> Result<PathBuf> {
     let path = dir.join(name);
@@ -269,51 +195,6 @@ fn list_split(dir: &Path, classes: &[String], options: ShipsOptions, require_all
     Ok(FileSet { size: options.size, paths, labels })
 }
 
-/// Size after torchvision's `Resize(size)`: shorter side `size`, longer
-/// side `int(size · long / short)`.
-pub fn resized_dims(width: u32, height: u32, size: u32) -> (u32, u32) {
-    let scaled = |long: u32, short: u32| (size as u64 * long as u64 / short.max(1) as u64) as u32;
-    if width <= height {
-        (size, scaled(height, width))
-    } else {
-        (scaled(width, height), size)
-    }
-}
-
-/// Checks that an image of `w`×`h` resizes to `size`×`size`.
-fn check_dims(path: &Path, w: u32, h: u32, size: u32) -> Result<()> {
-    let (nw, nh) = resized_dims(w, h, size);
-    if (nw, nh) != (size, size) {
-        return Err(Error::format(
-            path,
-            "image",
-            format!("size {w}x{h} becomes {nw}x{nh} with its shorter side resized to {size}, expected {size}x{size}"),
-        ));
-    }
-    Ok(())
-}
-
-/// Decodes `path` to RGB, resizes it and writes its `[3, size, size]`
-/// planes to `planes`.
-fn read_image(path: &Path, size: u32, planes: &mut [u8]) -> Result<()> {
-    let decoded = image::open(path).map_err(|e| Error::format(path, "image", e.to_string()))?;
-    let rgb = decoded.into_rgb8();
-    let (w, h) = rgb.dimensions();
-    check_dims(path, w, h, size)?;
-    let rgb = if (w, h) == (size, size) {
-        rgb
-    } else {
-        image::imageops::resize(&rgb, size, size, FilterType::Triangle)
-    };
-    let plane = (size * size) as usize;
-    for (p, px) in rgb.pixels().enumerate() {
-        planes[p] = px[0];
-        planes[plane + p] = px[1];
-        planes[2 * plane + p] = px[2];
-    }
-    Ok(())
-}
-
 /// Sampling weight of each item for a class-balanced sampler, as the
 /// paper's code computes them: item i of class k gets `1 - n_k / N`, where
 /// `n_k` is the size of class k and `N = labels.len()`. The paper draws
@@ -344,6 +225,9 @@ pub fn write_fixture(dir: &Path, split: &str, class: &str, file_name: &str, imag
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::listed::resized_dims;
+    use crate::data::Pixels;
+    use image::imageops::FilterType;
 
     /// A `w`×`h` image whose pixels encode position and `seed`.
     fn picture(w: u32, h: u32, seed: u8) -> RgbImage {

@@ -1,11 +1,12 @@
 //! Deployment glue between the Burn side (networks, masks, checkpoints) and
-//! the Burn-free artifact format and transfer path: exporting a checkpoint
-//! ([`export`]), rebuilding its network on a client and running dynamic
-//! masks on a server ([`infer`]). Both name tensors as
+//! the Burn-free artifact format and transfer path: an artifact made from a
+//! checkpoint ([`from_checkpoint`]), and an artifact's modules rebuilt in
+//! Burn ([`model`]): the client's network and the server's dynamic masker.
+//! Both name tensors as
 //! [`crate::models::weights`] does.
 
-pub mod export;
-pub mod infer;
+pub mod from_checkpoint;
+pub mod model;
 
 use serde::{Deserialize, Serialize};
 

@@ -25,7 +25,7 @@ use super::tensorboard::RunBoard;
 use super::{SelectOn, TrainConfig};
 use crate::data::augment::Augmenter;
 use crate::data::batch::{HostBatch, TensorSplit, augment_rng, epoch_rng};
-use crate::data::ships::{FileSet, ListedDataset};
+use crate::data::listed::{FileSet, ListedDataset};
 use crate::data::split::{split_indices, train_val_split};
 use crate::data::versions::VersionsConfig;
 use crate::data::{Dataset, DatasetInfo, ImageSet, TrainingData};

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use burn::module::Module;
 use selmask::data::batch::TensorSplit;
 use selmask::data::synthetic::SyntheticData;
-use selmask::deploy::export::{ExportOptions, PointChoice, export_run};
-use selmask::deploy::infer::ClientModel;
+use selmask::deploy::from_checkpoint::{ExportOptions, PointChoice, export_run};
+use selmask::deploy::model::ClientModel;
 use selmask_wire::artifact::{Artifact, ArtifactMask, read_artifact};
 use selmask::masks::MaskConfig;
 use selmask::training::checkpoint::SelectionModel;
@@ -52,7 +52,7 @@ fn serve_and_fetch(artifact: &Artifact, data: &SyntheticData, zstd: bool) -> Fet
 }
 
 fn fetch_from(mut state: ServerState, artifact: &Artifact, zstd: bool) -> Fetched {
-    selmask::deploy::infer::add_served_artifact(&mut state, "art", artifact).unwrap();
+    selmask::deploy::model::add_served_artifact(&mut state, "art", artifact).unwrap();
     let server = RunningServer::start(state);
     let config = ClientConfig { base_url: server.url(), batch_size: 128, zstd, progress: false, ..ClientConfig::default() };
     fetch_split_blocking(config, "art", artifact, "test", None).unwrap()

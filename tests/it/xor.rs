@@ -6,7 +6,7 @@
 use burn::module::Module;
 use selmask::data::synthetic::{SyntheticConfig, SyntheticData};
 use selmask::data::versions::VersionsConfig;
-use selmask::deploy::export::{ExportOptions, PointChoice, export_run};
+use selmask::deploy::from_checkpoint::{ExportOptions, PointChoice, export_run};
 use selmask_wire::granularity::Granularity;
 use selmask::masks::xor::XorConfig;
 use selmask::masks::{Mask, MaskConfig};

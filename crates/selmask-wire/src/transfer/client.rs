@@ -510,10 +510,7 @@ impl TransferClient {
         split: &str,
         indices: Option<Vec<u32>>,
     ) -> Result<Fetched> {
-        let items = match indices {
-            Some(v) => Items::These(v),
-            None => Items::All,
-        };
+        let items = Items::from(indices);
         self.fetch_items(artifact_id, artifact, split, items).await
     }
 
@@ -765,6 +762,13 @@ pub enum Items {
     These(Vec<u32>),
 }
 
+impl From<Option<Vec<u32>>> for Items {
+    /// These indices, or (`None`) all of them.
+    fn from(indices: Option<Vec<u32>>) -> Self {
+        indices.map_or(Items::All, Items::These)
+    }
+}
+
 /// Runs `fetch(k)` for `k` in `0..n` with at most `concurrency` in flight;
 /// returns the results in `k` order, or the first error.
 async fn run_chunks<T, F, Fut>(n: usize, concurrency: usize, fetch: F) -> Result<Vec<T>>
@@ -823,10 +827,7 @@ pub fn fetch_split_blocking(
     split: &str,
     indices: Option<Vec<u32>>,
 ) -> Result<Fetched> {
-    let items = match indices {
-        Some(v) => Items::These(v),
-        None => Items::All,
-    };
+    let items = Items::from(indices);
     fetch_items_blocking(config, artifact_id, artifact, split, items)
 }
 

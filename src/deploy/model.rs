@@ -1,4 +1,6 @@
-//! The network of an artifact, run on what a server sent.
+//! An artifact's modules rebuilt in Burn: the client's network
+//! ([`ClientModel`]), run on what a server sent, and the server's dynamic
+//! masker ([`BurnMasker`], which [`add_served_artifact`] attaches).
 //!
 //! Inputs go through exactly the trainer's evaluation arithmetic: stored
 //! values are normalised as the trainer normalises a split, then multiplied
