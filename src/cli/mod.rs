@@ -136,11 +136,6 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    /// The dataset name, validated.
-    pub fn dataset_name(&self) -> Result<DatasetName> {
-        Ok(self.dataset)
-    }
-
     fn check_val_split(&self) -> Result<()> {
         if !(0.0..1.0).contains(&self.val_split) {
             return Err(Error::config("val-split", self.val_split, "must be in [0, 1)"));
@@ -171,7 +166,7 @@ impl DataArgs {
     pub fn network(&self, shape: [usize; 3], n_classes: usize) -> Result<NetworkConfig> {
         let network = match self.network.as_deref() {
             Some(name) => NetworkConfig::by_name(name, shape, n_classes),
-            None => NetworkConfig::for_dataset(self.dataset_name()?, shape, n_classes),
+            None => NetworkConfig::for_dataset(self.dataset, shape, n_classes),
         }?;
         network.with_pretrained(self.pretrained.clone())
     }
@@ -187,7 +182,7 @@ pub fn device(backend: BackendChoice) -> Device {
 }
 
 fn load_dataset(args: &crate::cli::DataArgs) -> anyhow::Result<TrainingData> {
-    let name = args.dataset_name()?;
+    let name = args.dataset;
     data::load_for_training(name, args.data_dir.as_deref(), args.max_per_class, args.stream)
         .with_context(|| format!("loading dataset {name}"))
 }

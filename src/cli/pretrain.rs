@@ -45,7 +45,7 @@ pub struct PretrainArgs {
 impl PretrainArgs {
     /// The configuration of a plain-network run, and the warm-up file path.
     pub fn to_config(&self, shape: [usize; 3], n_classes: usize) -> Result<(TrainConfig, PathBuf)> {
-        let dataset = self.data.dataset_name()?;
+        let dataset = self.data.dataset;
         self.data.check_val_split()?;
         let config = TrainConfig {
             use_any_mask: false,

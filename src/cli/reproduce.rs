@@ -101,7 +101,7 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<()> {
     if !preset.note.is_empty() {
         println!("  note: {}", preset.note);
     }
-    let dataset = t.data.dataset_name()?;
+    let dataset = t.data.dataset;
     if let Some(dir) = &t.given_mask_dir {
         let missing: Vec<usize> = (0..t.n_repeats).filter(|&r| !rf_map_path(dir, dataset, r).is_file()).collect();
         match (&resolved.make_maps_in, missing.first()) {

@@ -370,7 +370,7 @@ impl TrainArgs {
     /// (which must exist).
     fn given_mask_path(&self, repeat: usize) -> Result<PathBuf> {
         let Some(dir) = &self.given_mask_dir else { return Ok(self.given_mask_path.clone()) };
-        let path = crate::reproduce::rf_map_path(dir, self.data.dataset_name()?, repeat);
+        let path = crate::reproduce::rf_map_path(dir, self.data.dataset, repeat);
         if !path.is_file() {
             return Err(Error::config(
                 "given-mask-dir",
@@ -411,7 +411,7 @@ impl TrainArgs {
     /// Turns the arguments into a validated configuration and a run plan.
     /// `shape` and `n_classes` come from the loaded dataset.
     pub fn to_config(&self, matches: &ArgMatches, shape: [usize; 3], n_classes: usize) -> Result<(TrainConfig, RunPlan)> {
-        let dataset = self.data.dataset_name()?;
+        let dataset = self.data.dataset;
         self.data.check_val_split()?;
         let mask_type = self.mask_type;
         let defaults = paper_defaults(dataset);
